@@ -1,0 +1,949 @@
+//! The IO thread: one UDP socket, quiche connections, timers, commands.
+
+use crate::conn::{Chunk, Conn, OutChunk, CONTROL_STREAM};
+use crate::{
+    batch_cost, CloseInfo, Command, ConnShared, ConnectFailure, DriverError, EndpointConfig, Event,
+    EventSink, Shared,
+};
+use cribcall_core::codes;
+use cribcall_core::framing::FrameDecoder;
+use cribcall_core::identity::fingerprint_hex;
+use cribcall_core::limits;
+use cribcall_core::tls::{self, LocalCredentials, PinRecord};
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+use ring::rand::{SecureRandom, SystemRandom};
+use std::collections::{HashMap, VecDeque};
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+const SOCKET: Token = Token(0);
+const WAKER: Token = Token(1);
+
+/// Reads from one stream per call, so a fast peer cannot starve the loop.
+const READ_BUDGET_PER_TURN: usize = 1 << 20;
+
+pub struct Io {
+    poll: Poll,
+    socket: UdpSocket,
+    local: SocketAddr,
+    config: EndpointConfig,
+    server_config: quiche::Config,
+    shared: Arc<Shared>,
+    rx: mpsc::Receiver<Command>,
+    conns: HashMap<u32, Conn>,
+    cid_map: HashMap<quiche::ConnectionId<'static>, u32>,
+    events: Vec<Event>,
+    rng: SystemRandom,
+    recv_buf: Vec<u8>,
+    send_buf: Vec<u8>,
+    read_buf: Vec<u8>,
+    /// A datagram the socket refused with WouldBlock; sent first when writable.
+    blocked: Option<(Vec<u8>, SocketAddr)>,
+    writable_interest: bool,
+    shutting_down: bool,
+    keylog: Option<std::path::PathBuf>,
+}
+
+fn base_quiche_config(
+    builder: boring::ssl::SslContextBuilder,
+    cfg: &EndpointConfig,
+    is_server: bool,
+) -> Result<quiche::Config, DriverError> {
+    let mut c = quiche::Config::with_boring_ssl_ctx_builder(quiche::PROTOCOL_VERSION, builder)
+        .map_err(|e| DriverError::Tls(format!("quiche config: {e}")))?;
+    c.set_application_protos(&[tls::ALPN])
+        .map_err(|e| DriverError::Tls(format!("ALPN: {e}")))?;
+    c.set_max_idle_timeout(cfg.idle_timeout.as_millis() as u64);
+    c.set_max_recv_udp_payload_size(limits::MAX_DATAGRAM);
+    c.set_max_send_udp_payload_size(limits::MAX_SEND_UDP_PAYLOAD);
+    c.set_initial_max_data(limits::CONNECTION_WINDOW);
+    c.set_initial_max_stream_data_bidi_local(limits::STREAM_WINDOW);
+    c.set_initial_max_stream_data_bidi_remote(limits::STREAM_WINDOW);
+    c.set_initial_max_stream_data_uni(0);
+    // The monitor admits one client-opened bidirectional stream and no
+    // unidirectional ones; the listener admits no server-opened streams.
+    c.set_initial_max_streams_bidi(if is_server { 1 } else { 0 });
+    c.set_initial_max_streams_uni(0);
+    c.set_max_stream_window(limits::MAX_STREAM_WINDOW);
+    c.set_max_connection_window(limits::MAX_CONNECTION_WINDOW);
+    c.set_disable_active_migration(true);
+    if std::env::var_os("SSLKEYLOGFILE").is_some() {
+        c.log_keys();
+    }
+    // Early data stays disabled: enable_early_data() is never called.
+    Ok(c)
+}
+
+impl Io {
+    pub fn new(
+        config: EndpointConfig,
+        shared: Arc<Shared>,
+        rx: mpsc::Receiver<Command>,
+    ) -> Result<(Io, Waker, SocketAddr), DriverError> {
+        let poll = Poll::new().map_err(|e| DriverError::Bind(format!("poll: {e}")))?;
+        let mut socket = UdpSocket::bind(config.bind)
+            .map_err(|e| DriverError::Bind(format!("cannot bind UDP {}: {e}", config.bind)))?;
+        let local = socket
+            .local_addr()
+            .map_err(|e| DriverError::Bind(format!("local_addr: {e}")))?;
+        poll.registry()
+            .register(&mut socket, SOCKET, Interest::READABLE)
+            .map_err(|e| DriverError::Bind(format!("register: {e}")))?;
+        let waker = Waker::new(poll.registry(), WAKER)
+            .map_err(|e| DriverError::Bind(format!("waker: {e}")))?;
+        let server_builder = tls::server_context(
+            &config.credentials,
+            shared.policy.clone(),
+            shared.tls_counters.clone(),
+        )?;
+        let server_config = base_quiche_config(server_builder, &config, true)?;
+        let keylog = std::env::var_os("SSLKEYLOGFILE").map(std::path::PathBuf::from);
+        Ok((
+            Io {
+                poll,
+                socket,
+                local,
+                config,
+                server_config,
+                shared,
+                rx,
+                conns: HashMap::new(),
+                cid_map: HashMap::new(),
+                events: Vec::new(),
+                rng: SystemRandom::new(),
+                recv_buf: vec![0; limits::MAX_DATAGRAM],
+                send_buf: vec![0; limits::MAX_SEND_UDP_PAYLOAD],
+                read_buf: vec![0; 64 * 1024],
+                blocked: None,
+                writable_interest: false,
+                shutting_down: false,
+                keylog,
+            },
+            waker,
+            local,
+        ))
+    }
+
+    fn credentials(&self) -> &LocalCredentials {
+        &self.config.credentials
+    }
+
+    fn new_cid(&self) -> Result<quiche::ConnectionId<'static>, DriverError> {
+        let mut b = vec![0u8; limits::CONN_ID_LEN];
+        self.rng
+            .fill(&mut b)
+            .map_err(|_| DriverError::Tls("random generator failed".into()))?;
+        Ok(quiche::ConnectionId::from_vec(b))
+    }
+
+    fn attach_keylog(&self, q: &mut quiche::Connection) {
+        if let Some(path) = &self.keylog {
+            if let Ok(f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
+                q.set_keylog(Box::new(f));
+            }
+        }
+    }
+
+    fn conn_shared(&self, conn_id: u32) -> Arc<ConnShared> {
+        let mut reg = match self.shared.registry.lock() {
+            Ok(r) => r,
+            Err(p) => p.into_inner(),
+        };
+        reg.entry(conn_id)
+            .or_insert_with(|| {
+                Arc::new(ConnShared {
+                    queued: AtomicUsize::new(0),
+                })
+            })
+            .clone()
+    }
+
+    fn unregister(&self, conn_id: u32) {
+        let mut reg = match self.shared.registry.lock() {
+            Ok(r) => r,
+            Err(p) => p.into_inner(),
+        };
+        reg.remove(&conn_id);
+    }
+
+    /// The loop. Returns when shut down.
+    fn run_loop(&mut self, sink: &mut dyn EventSink) {
+        let mut events = Events::with_capacity(256);
+        loop {
+            let timeout = self.next_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != ErrorKind::Interrupted {
+                    self.events.push(Event::Error {
+                        code: "ERR_SOCKET",
+                        message: format!("poll failed: {e}"),
+                    });
+                }
+            }
+            let mut socket_ready = false;
+            for ev in events.iter() {
+                if ev.token() == SOCKET {
+                    socket_ready = true;
+                    if ev.is_writable() {
+                        self.flush_blocked();
+                    }
+                }
+            }
+            if socket_ready {
+                self.read_socket();
+            }
+            self.drain_commands();
+            self.handle_timeouts();
+            self.process_conns();
+            self.flush_all();
+            self.reap();
+            self.deliver(sink);
+            if self.shutting_down {
+                break;
+            }
+        }
+    }
+
+    fn next_timeout(&self) -> Option<Duration> {
+        let now = Instant::now();
+        let mut earliest: Option<Instant> = None;
+        let mut consider = |t: Instant| {
+            earliest = Some(earliest.map_or(t, |e| e.min(t)));
+        };
+        for c in self.conns.values() {
+            if let Some(t) = c.q.timeout_instant() {
+                consider(t);
+            }
+            if !c.reported {
+                consider(c.handshake_deadline);
+            } else if let Some(ka) = self.config.keep_alive {
+                consider(c.last_send + ka);
+            }
+        }
+        earliest.map(|t| t.saturating_duration_since(now))
+    }
+
+    fn read_socket(&mut self) {
+        loop {
+            let (len, from) = match self.socket.recv_from(&mut self.recv_buf) {
+                Ok(v) => v,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                // ICMP errors surface here on some platforms; they are not fatal.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::ConnectionRefused | ErrorKind::ConnectionReset
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => {
+                    self.events.push(Event::Error {
+                        code: "ERR_SOCKET",
+                        message: format!("recv failed: {e}"),
+                    });
+                    break;
+                }
+            };
+            self.shared
+                .stats
+                .packets_received
+                .fetch_add(1, Ordering::Relaxed);
+            self.handle_datagram(len, from);
+        }
+    }
+
+    fn handle_datagram(&mut self, len: usize, from: SocketAddr) {
+        let hdr = match quiche::Header::from_slice(&mut self.recv_buf[..len], limits::CONN_ID_LEN) {
+            Ok(h) => h,
+            Err(_) => return, // not QUIC: drop
+        };
+        let conn_id = match self.cid_map.get(&hdr.dcid) {
+            Some(id) => *id,
+            None => match self.accept(&hdr, from, len) {
+                Some(id) => id,
+                None => return,
+            },
+        };
+        let local = self.local;
+        let Some(conn) = self.conns.get_mut(&conn_id) else {
+            return;
+        };
+        let info = quiche::RecvInfo { from, to: local };
+        match conn.q.recv(&mut self.recv_buf[..len], info) {
+            Ok(_) => {
+                // A quiche server sends no 1-RTT packet before its handshake is
+                // complete, which is after it accepted our certificate; the
+                // first one carries HANDSHAKE_DONE. Seeing one confirms us.
+                if !conn.is_server && hdr.ty == quiche::Type::Short {
+                    conn.confirmed = true;
+                }
+            }
+            Err(_) => {
+                // quiche closes the connection itself on fatal errors; a
+                // single undecryptable or duplicate packet is simply dropped.
+            }
+        }
+    }
+
+    /// A datagram for no known connection: maybe a new client.
+    fn accept(&mut self, hdr: &quiche::Header<'_>, from: SocketAddr, len: usize) -> Option<u32> {
+        if hdr.ty != quiche::Type::Initial
+            || self.shutting_down
+            || !self.shared.listening.load(Ordering::Acquire)
+        {
+            return None;
+        }
+        if !quiche::version_is_supported(hdr.version) {
+            if let Ok(n) = quiche::negotiate_version(&hdr.scid, &hdr.dcid, &mut self.send_buf) {
+                let pkt = self.send_buf[..n].to_vec();
+                self.send_datagram(&pkt, from);
+            }
+            return None;
+        }
+        // RFC 9000 §14.1: a client Initial is at least 1200 bytes.
+        if len < 1200 || self.conns.len() >= self.config.max_connections {
+            return None;
+        }
+        let scid = self.new_cid().ok()?;
+        let mut q = quiche::accept(&scid, None, self.local, from, &mut self.server_config).ok()?;
+        self.attach_keylog(&mut q);
+        let conn_id = self.shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
+        let odcid = hdr.dcid.clone().into_owned();
+        self.cid_map.insert(scid.clone(), conn_id);
+        self.cid_map.insert(odcid.clone(), conn_id);
+        let now = Instant::now();
+        let conn = Conn {
+            id: conn_id,
+            q,
+            is_server: true,
+            reported: false,
+            confirmed: false,
+            handshake_deadline: now + self.config.handshake_timeout,
+            decoder: FrameDecoder::new(self.config.max_frame_payload),
+            outq: VecDeque::new(),
+            stream_open: false,
+            pin_record: None,
+            cids: vec![scid, odcid],
+            local_close: None,
+            shared: self.conn_shared(conn_id),
+            last_send: now,
+            remote: from,
+            done: false,
+        };
+        self.conns.insert(conn_id, conn);
+        Some(conn_id)
+    }
+
+    fn connect(&mut self, conn_id: u32, addr: SocketAddr, fingerprint: [u8; 32]) {
+        let fail = |io: &mut Io, message: String| {
+            io.unregister(conn_id);
+            io.events.push(Event::ConnectFailed {
+                conn_id,
+                failure: ConnectFailure {
+                    code: "ERR_HANDSHAKE_FAILED",
+                    message,
+                    expected: None,
+                    actual: None,
+                },
+            });
+        };
+        if self.shutting_down {
+            self.unregister(conn_id);
+            self.events.push(Event::ConnectFailed {
+                conn_id,
+                failure: ConnectFailure {
+                    code: "ERR_ENDPOINT_CLOSED",
+                    message: "the endpoint is closing".into(),
+                    expected: None,
+                    actual: None,
+                },
+            });
+            return;
+        }
+        if self.conns.len() >= self.config.max_connections {
+            return fail(
+                self,
+                format!(
+                    "too many connections (maxConnections = {})",
+                    self.config.max_connections
+                ),
+            );
+        }
+        let record: PinRecord = Arc::default();
+        let builder = match tls::client_context(self.credentials(), fingerprint, record.clone()) {
+            Ok(b) => b,
+            Err(e) => return fail(self, e.to_string()),
+        };
+        let mut cfg = match base_quiche_config(builder, &self.config, false) {
+            Ok(c) => c,
+            Err(e) => return fail(self, e.to_string()),
+        };
+        let scid = match self.new_cid() {
+            Ok(c) => c,
+            Err(e) => return fail(self, e.to_string()),
+        };
+        // No SNI: the pin, not a name, identifies the monitor.
+        let mut q = match quiche::connect(None, &scid, self.local, addr, &mut cfg) {
+            Ok(q) => q,
+            Err(e) => return fail(self, format!("quiche connect: {e}")),
+        };
+        self.attach_keylog(&mut q);
+        self.cid_map.insert(scid.clone(), conn_id);
+        let now = Instant::now();
+        let conn = Conn {
+            id: conn_id,
+            q,
+            is_server: false,
+            reported: false,
+            confirmed: false,
+            handshake_deadline: now + self.config.handshake_timeout,
+            decoder: FrameDecoder::new(self.config.max_frame_payload),
+            outq: VecDeque::new(),
+            stream_open: true,
+            pin_record: Some(record),
+            cids: vec![scid],
+            local_close: None,
+            shared: self.conn_shared(conn_id),
+            last_send: now,
+            remote: addr,
+            done: false,
+        };
+        self.conns.insert(conn_id, conn);
+    }
+
+    fn drain_commands(&mut self) {
+        self.shared.wake_pending.store(false, Ordering::Release);
+        loop {
+            let cmd = match self.rx.try_recv() {
+                Ok(c) => c,
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    // The handle is gone: nobody can close us any more.
+                    self.begin_shutdown();
+                    break;
+                }
+            };
+            match cmd {
+                Command::Connect {
+                    conn_id,
+                    addr,
+                    fingerprint,
+                } => self.connect(conn_id, addr, fingerprint),
+                Command::Send { conn_id, frame } => {
+                    self.enqueue(conn_id, Chunk::Owned(frame));
+                }
+                Command::Broadcast { conn_ids, frame } => {
+                    for id in conn_ids {
+                        self.enqueue(id, Chunk::Shared(frame.clone()));
+                    }
+                }
+                Command::Close {
+                    conn_id,
+                    code,
+                    reason,
+                } => {
+                    if let Some(c) = self.conns.get_mut(&conn_id) {
+                        c.app_close(code, &reason, None);
+                    }
+                }
+                Command::Shutdown => self.begin_shutdown(),
+                Command::Panic => panic!("panic injected by a test"),
+            }
+        }
+    }
+
+    fn enqueue(&mut self, conn_id: u32, chunk: Chunk) {
+        match self.conns.get_mut(&conn_id) {
+            Some(c) if c.local_close.is_none() && !c.q.is_closed() => {
+                c.outq.push_back(OutChunk { chunk, offset: 0 });
+            }
+            Some(c) => {
+                let n = chunk.bytes().len();
+                let _ = c
+                    .shared
+                    .queued
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                        Some(q.saturating_sub(n))
+                    });
+            }
+            None => {}
+        }
+    }
+
+    fn begin_shutdown(&mut self) {
+        if self.shutting_down {
+            return;
+        }
+        self.shutting_down = true;
+        self.shared.listening.store(false, Ordering::Release);
+        for c in self.conns.values_mut() {
+            c.app_close(codes::OK, "endpoint closed", None);
+        }
+    }
+
+    fn handle_timeouts(&mut self) {
+        let now = Instant::now();
+        for c in self.conns.values_mut() {
+            if c.q.timeout_instant().is_some_and(|t| t <= now) {
+                c.q.on_timeout();
+            }
+            if !c.reported && now >= c.handshake_deadline && !c.q.is_closed() {
+                let reason = format!(
+                    "handshake did not complete within {} ms",
+                    self.config.handshake_timeout.as_millis()
+                );
+                c.local_close = Some((0, reason, Some("ERR_HANDSHAKE_TIMEOUT")));
+                let _ = c.q.close(false, 0x0, b"handshake timeout");
+            }
+            if c.reported && !c.q.is_closed() {
+                if let Some(ka) = self.config.keep_alive {
+                    if now >= c.last_send + ka {
+                        let _ = c.q.send_ack_eliciting();
+                    }
+                }
+            }
+        }
+    }
+
+    fn process_conns(&mut self) {
+        let congested = self.shared.flow.congested();
+        self.shared.paused.store(congested, Ordering::Release);
+        let ids: Vec<u32> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.process_conn(id, congested);
+        }
+    }
+
+    fn process_conn(&mut self, id: u32, congested: bool) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if c.q.is_closed() || c.done || c.q.is_draining() {
+            return;
+        }
+        // Report establishment.
+        if !c.reported && c.local_close.is_none() {
+            let ready = if c.is_server {
+                c.q.is_established()
+            } else {
+                c.q.is_established() && c.confirmed
+            };
+            if ready {
+                if c.q.application_proto() != tls::ALPN {
+                    c.app_close(codes::PROTOCOL_ERROR, "ALPN mismatch", None);
+                    return;
+                }
+                let Some(peer) = c.q.peer_cert() else {
+                    c.app_close(codes::PROTOCOL_ERROR, "no peer certificate", None);
+                    return;
+                };
+                let fp = fingerprint_hex(peer);
+                c.reported = true;
+                self.shared
+                    .stats
+                    .connections
+                    .fetch_add(1, Ordering::Relaxed);
+                if c.is_server {
+                    let known = {
+                        let fpb = cribcall_core::identity::fingerprint_bytes(peer);
+                        match self.shared.policy.read() {
+                            Ok(p) => p.known.contains(&fpb),
+                            Err(p) => p.into_inner().known.contains(&fpb),
+                        }
+                    };
+                    self.events.push(Event::Connection {
+                        conn_id: id,
+                        peer_fingerprint: fp,
+                        peer_known: known,
+                        remote: c.remote,
+                    });
+                } else {
+                    self.events.push(Event::Connected {
+                        conn_id: id,
+                        peer_fingerprint: fp,
+                        remote: c.remote,
+                    });
+                }
+            }
+        }
+        if !c.reported || congested || c.local_close.is_some() {
+            return;
+        }
+        // Read the control stream.
+        let mut budget = READ_BUDGET_PER_TURN;
+        while let Some(sid) = c.q.stream_readable_next() {
+            if sid != CONTROL_STREAM {
+                // Cannot happen within our stream limits; refuse anything else.
+                c.app_close(codes::PROTOCOL_ERROR, "only stream 0 is allowed", None);
+                return;
+            }
+            c.stream_open = true;
+            loop {
+                if budget == 0 {
+                    break;
+                }
+                let (n, fin) = match c.q.stream_recv(sid, &mut self.read_buf) {
+                    Ok(v) => v,
+                    Err(quiche::Error::Done) => break,
+                    Err(_) => {
+                        break;
+                    }
+                };
+                budget = budget.saturating_sub(n);
+                self.shared
+                    .stats
+                    .stream_bytes_received
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                let events = &mut self.events;
+                let stats = &self.shared.stats;
+                let res = c.decoder.push(&self.read_buf[..n], |payload| {
+                    stats.frames_received.fetch_add(1, Ordering::Relaxed);
+                    events.push(Event::Frame {
+                        conn_id: id,
+                        payload,
+                    });
+                });
+                if let Err(e) = res {
+                    c.app_close(codes::PROTOCOL_ERROR, &e.to_string(), None);
+                    return;
+                }
+                if fin {
+                    if c.decoder.is_idle() {
+                        c.app_close(codes::OK, "control stream finished by the peer", None);
+                    } else {
+                        c.app_close(
+                            codes::PROTOCOL_ERROR,
+                            "control stream ended inside a frame",
+                            None,
+                        );
+                    }
+                    return;
+                }
+            }
+            if budget == 0 {
+                break;
+            }
+        }
+    }
+
+    fn flush_all(&mut self) {
+        let ids: Vec<u32> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.write_stream(id);
+            if !self.flush_conn(id) {
+                break; // socket blocked; resume when writable
+            }
+        }
+    }
+
+    /// Moves queued frames into quiche's stream buffer as capacity allows.
+    fn write_stream(&mut self, id: u32) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if !c.reported || !c.stream_open || c.local_close.is_some() || c.q.is_closed() {
+            return;
+        }
+        while let Some(front) = c.outq.front_mut() {
+            let bytes = &front.chunk.bytes()[front.offset..];
+            match c.q.stream_send(CONTROL_STREAM, bytes, false) {
+                Ok(n) => {
+                    self.shared
+                        .stats
+                        .stream_bytes_sent
+                        .fetch_add(n as u64, Ordering::Relaxed);
+                    front.offset += n;
+                    let _ =
+                        c.shared
+                            .queued
+                            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                                Some(q.saturating_sub(n))
+                            });
+                    if front.offset == front.chunk.bytes().len() {
+                        c.outq.pop_front();
+                        self.shared
+                            .stats
+                            .frames_sent
+                            .fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        break; // stream buffer full
+                    }
+                }
+                Err(quiche::Error::Done) => break,
+                Err(e) => {
+                    c.app_close(
+                        codes::INTERNAL_ERROR,
+                        &format!("control stream write failed: {e}"),
+                        None,
+                    );
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Sends every packet quiche has for this connection. False if the socket blocked.
+    fn flush_conn(&mut self, id: u32) -> bool {
+        if self.blocked.is_some() {
+            return false;
+        }
+        loop {
+            let Some(c) = self.conns.get_mut(&id) else {
+                return true;
+            };
+            let (n, info) = match c.q.send(&mut self.send_buf) {
+                Ok(v) => v,
+                Err(quiche::Error::Done) => return true,
+                Err(_) => return true, // quiche closed it; reaped below
+            };
+            c.last_send = Instant::now();
+            let to = info.to;
+            match self.socket.send_to(&self.send_buf[..n], to) {
+                Ok(_) => {
+                    self.shared
+                        .stats
+                        .packets_sent
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.blocked = Some((self.send_buf[..n].to_vec(), to));
+                    self.want_writable(true);
+                    return false;
+                }
+                Err(_) => {
+                    // Unreachable or similar: quiche's loss recovery and
+                    // timeouts deal with it.
+                }
+            }
+        }
+    }
+
+    fn send_datagram(&mut self, pkt: &[u8], to: SocketAddr) {
+        if self.blocked.is_some() {
+            return;
+        }
+        if let Err(e) = self.socket.send_to(pkt, to) {
+            if e.kind() == ErrorKind::WouldBlock {
+                self.blocked = Some((pkt.to_vec(), to));
+                self.want_writable(true);
+            }
+        }
+    }
+
+    fn flush_blocked(&mut self) {
+        if let Some((pkt, to)) = self.blocked.take() {
+            match self.socket.send_to(&pkt, to) {
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.blocked = Some((pkt, to));
+                    return;
+                }
+                _ => {}
+            }
+        }
+        self.want_writable(false);
+    }
+
+    fn want_writable(&mut self, on: bool) {
+        if self.writable_interest == on {
+            return;
+        }
+        let interest = if on {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        if self
+            .poll
+            .registry()
+            .reregister(&mut self.socket, SOCKET, interest)
+            .is_ok()
+        {
+            self.writable_interest = on;
+        }
+    }
+
+    /// Reports finished connections at once and forgets them once quiche is
+    /// done with them (a closing connection lingers for its draining period so
+    /// a lost CONNECTION_CLOSE is repeated to the peer).
+    fn reap(&mut self) {
+        let shutting_down = self.shutting_down;
+        let mut reports = Vec::new();
+        let mut remove = Vec::new();
+        for (id, c) in self.conns.iter_mut() {
+            let finished = c.q.is_closed()
+                || (c.local_close.is_some() && (c.q.is_draining() || shutting_down));
+            if finished && !c.done {
+                c.done = true;
+                reports.push(*id);
+            }
+            if c.q.is_closed() || (c.done && shutting_down) {
+                remove.push(*id);
+            }
+        }
+        for id in reports {
+            self.unregister(id);
+            let Some(c) = self.conns.get(&id) else {
+                continue;
+            };
+            let ended_by_shutdown = shutting_down
+                && c.local_close
+                    .as_ref()
+                    .is_some_and(|l| l.1 == "endpoint closed");
+            if c.reported {
+                self.shared
+                    .stats
+                    .connections
+                    .fetch_sub(1, Ordering::Relaxed);
+                let mut info = c.close_info();
+                if ended_by_shutdown {
+                    info.error_code = Some("ERR_ENDPOINT_CLOSED");
+                }
+                self.events.push(Event::Close { conn_id: id, info });
+            } else if c.is_server {
+                // A refused or abandoned handshake is never surfaced to the owner.
+                // Certificates refused by the policy are counted by the verify
+                // callback; a client that sent none is counted here.
+                let tls_alert =
+                    c.q.local_error()
+                        .is_some_and(|e| (0x100..0x200).contains(&e.error_code));
+                if tls_alert && c.q.peer_cert().is_none() {
+                    self.shared
+                        .stats
+                        .handshakes_rejected
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            } else {
+                let mut failure = c.connect_failure();
+                if ended_by_shutdown {
+                    failure.code = "ERR_ENDPOINT_CLOSED";
+                }
+                self.events.push(Event::ConnectFailed {
+                    conn_id: id,
+                    failure,
+                });
+            }
+        }
+        for id in remove {
+            if let Some(c) = self.conns.remove(&id) {
+                for cid in &c.cids {
+                    self.cid_map.remove(cid);
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, sink: &mut dyn EventSink) {
+        if self.events.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.events);
+        let (n, bytes) = batch_cost(&batch);
+        self.shared.flow.add(n, bytes);
+        sink.deliver(batch);
+    }
+
+    /// Emits the final events for whatever is left (after a panic or shutdown).
+    fn final_events(&mut self, reason: &str, error_code: &'static str) {
+        let leftover: Vec<(u32, bool, bool)> = self
+            .conns
+            .values()
+            .map(|c| (c.id, c.reported, c.is_server))
+            .collect();
+        for (id, reported, is_server) in leftover {
+            if reported {
+                self.events.push(Event::Close {
+                    conn_id: id,
+                    info: CloseInfo {
+                        code: codes::OK,
+                        reason: reason.to_owned(),
+                        by_peer: false,
+                        application: false,
+                        error_code: Some(error_code),
+                    },
+                });
+            } else if !is_server {
+                self.events.push(Event::ConnectFailed {
+                    conn_id: id,
+                    failure: ConnectFailure {
+                        code: "ERR_ENDPOINT_CLOSED",
+                        message: reason.to_owned(),
+                        expected: None,
+                        actual: None,
+                    },
+                });
+            }
+        }
+        self.conns.clear();
+        // Connects queued but never started.
+        while let Ok(cmd) = self.rx.try_recv() {
+            if let Command::Connect { conn_id, .. } = cmd {
+                self.events.push(Event::ConnectFailed {
+                    conn_id,
+                    failure: ConnectFailure {
+                        code: "ERR_ENDPOINT_CLOSED",
+                        message: reason.to_owned(),
+                        expected: None,
+                        actual: None,
+                    },
+                });
+            }
+        }
+        if let Ok(mut r) = self.shared.registry.lock() {
+            r.clear();
+        }
+        self.shared.stats.connections.store(0, Ordering::Relaxed);
+    }
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_owned()
+    }
+}
+
+/// Thread body: runs the loop, contains panics, always ends with [`Event::Closed`].
+pub fn run(mut io: Io, mut sink: impl EventSink) {
+    let result = catch_unwind(AssertUnwindSafe(|| io.run_loop(&mut sink)));
+    // Mark closed so the owner's calls fail fast from now on.
+    io.shared.closed.store(true, Ordering::Release);
+    match result {
+        Ok(()) => {
+            // Flush the CONNECTION_CLOSE frames of the shutdown.
+            let ids: Vec<u32> = io.conns.keys().copied().collect();
+            for id in ids {
+                io.flush_conn(id);
+            }
+            io.reap();
+            io.final_events("endpoint closed", "ERR_ENDPOINT_CLOSED");
+        }
+        Err(p) => {
+            let msg = panic_message(p.as_ref());
+            io.events.push(Event::Error {
+                code: "ERR_INTERNAL",
+                message: format!("the IO thread panicked: {msg}"),
+            });
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                io.final_events(&format!("endpoint failed: {msg}"), "ERR_INTERNAL")
+            }));
+        }
+    }
+    io.events.push(Event::Closed);
+    let batch = std::mem::take(&mut io.events);
+    let (n, bytes) = batch_cost(&batch);
+    io.shared.flow.add(n, bytes);
+    let _ = catch_unwind(AssertUnwindSafe(|| sink.deliver(batch)));
+}
