@@ -1,0 +1,334 @@
+//! Driver tests over real loopback UDP (no JS involved).
+
+use cribcall_core::identity::{generate_identity, Identity, KeyType};
+use cribcall_core::tls::LocalCredentials;
+use cribcall_driver::{batch_cost, EndpointConfig, EndpointHandle, Event};
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const PING: &[u8] = br#"{"type":"PING","timestamp":123}"#;
+
+struct Ep {
+    handle: EndpointHandle,
+    rx: mpsc::Receiver<Event>,
+}
+
+impl Ep {
+    fn new(id: &Identity) -> Ep {
+        Ep::with(id, |_| {})
+    }
+
+    fn with(id: &Identity, tweak: impl FnOnce(&mut EndpointConfig)) -> Ep {
+        let creds = LocalCredentials::from_pem(&id.cert_pem, &id.key_pem).unwrap();
+        let mut cfg = EndpointConfig::new("127.0.0.1:0".parse().unwrap(), creds);
+        tweak(&mut cfg);
+        let (tx, rx) = mpsc::channel();
+        let handle = EndpointHandle::spawn(cfg, move |batch: Vec<Event>| {
+            for e in batch {
+                let _ = tx.send(e);
+            }
+        })
+        .unwrap();
+        Ep { handle, rx }
+    }
+
+    /// Next event matching `pred`, releasing flow credit for everything seen.
+    fn wait(&self, what: &str, mut pred: impl FnMut(&Event) -> bool) -> Event {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let e = self
+                .rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+            let (n, b) = batch_cost(std::slice::from_ref(&e));
+            self.handle.release(n, b);
+            if pred(&e) {
+                return e;
+            }
+        }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.handle.local_addr()
+    }
+}
+
+fn conn_id_of(e: &Event) -> u32 {
+    match e {
+        Event::Connection { conn_id, .. }
+        | Event::Connected { conn_id, .. }
+        | Event::ConnectFailed { conn_id, .. }
+        | Event::Frame { conn_id, .. }
+        | Event::Close { conn_id, .. } => *conn_id,
+        _ => panic!("no conn id in {e:?}"),
+    }
+}
+
+/// Server + connected client; returns (server, client, server conn id, client conn id).
+fn pair(sk: KeyType, ck: KeyType) -> (Ep, Ep, Identity, Identity, u32, u32) {
+    let sid = generate_identity(sk, None).unwrap();
+    let cid = generate_identity(ck, None).unwrap();
+    let server = Ep::new(&sid);
+    server.handle.listen(true);
+    let client = Ep::new(&cid);
+    let c = client.handle.connect(server.addr(), &sid.fingerprint).unwrap();
+    let ev = client.wait("connected", |e| matches!(e, Event::Connected { .. } | Event::ConnectFailed { .. }));
+    match &ev {
+        Event::Connected { peer_fingerprint, .. } => assert_eq!(peer_fingerprint, &sid.fingerprint),
+        other => panic!("{sk:?}->{ck:?}: expected connected, got {other:?}"),
+    }
+    let sev = server.wait("connection", |e| matches!(e, Event::Connection { .. }));
+    let s = conn_id_of(&sev);
+    if let Event::Connection { peer_fingerprint, peer_known, .. } = &sev {
+        assert_eq!(peer_fingerprint, &cid.fingerprint);
+        assert!(!peer_known);
+    }
+    (server, client, sid, cid, s, c)
+}
+
+#[test]
+fn all_four_key_combinations_handshake_and_carry_the_ping_frame() {
+    for (sk, ck) in [
+        (KeyType::P256, KeyType::P256),
+        (KeyType::P256, KeyType::Ed25519),
+        (KeyType::Ed25519, KeyType::P256),
+        (KeyType::Ed25519, KeyType::Ed25519),
+    ] {
+        let (server, client, _, _, s, c) = pair(sk, ck);
+        client.handle.send(c, PING).unwrap();
+        let got = server.wait("frame", |e| matches!(e, Event::Frame { .. }));
+        match got {
+            Event::Frame { payload, conn_id } => {
+                assert_eq!(conn_id, s);
+                assert_eq!(payload, PING);
+            }
+            _ => unreachable!(),
+        }
+        // Exactly header + body crossed the stream.
+        assert_eq!(server.handle.stats().stream_bytes_received, 4 + PING.len() as u64);
+    }
+}
+
+#[test]
+fn wrong_pin_fails_inside_the_handshake_with_zero_stream_bytes() {
+    let sid = generate_identity(KeyType::P256, None).unwrap();
+    let cid = generate_identity(KeyType::P256, None).unwrap();
+    let other = generate_identity(KeyType::P256, None).unwrap();
+    let server = Ep::new(&sid);
+    server.handle.listen(true);
+    let client = Ep::new(&cid);
+    client.handle.connect(server.addr(), &other.fingerprint).unwrap();
+    match client.wait("failure", |e| matches!(e, Event::ConnectFailed { .. } | Event::Connected { .. })) {
+        Event::ConnectFailed { failure, .. } => {
+            assert_eq!(failure.code, "ERR_PIN_MISMATCH");
+            assert_eq!(failure.expected.as_deref(), Some(other.fingerprint.as_str()));
+            assert_eq!(failure.actual.as_deref(), Some(sid.fingerprint.as_str()));
+        }
+        other => panic!("expected failure, got {other:?}"),
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(server.handle.stats().stream_bytes_received, 0);
+    assert_eq!(client.handle.stats().stream_bytes_sent, 0);
+    assert!(server.rx.try_recv().is_err(), "server saw no connection");
+}
+
+#[test]
+fn unknown_client_refused_in_handshake_unless_known_or_pairing_open() {
+    let sid = generate_identity(KeyType::P256, None).unwrap();
+    let cid = generate_identity(KeyType::Ed25519, None).unwrap();
+    let server = Ep::new(&sid);
+    server.handle.listen(false);
+    let client = Ep::new(&cid);
+    client.handle.connect(server.addr(), &sid.fingerprint).unwrap();
+    match client.wait("failure", |e| matches!(e, Event::ConnectFailed { .. } | Event::Connected { .. })) {
+        Event::ConnectFailed { failure, .. } => assert_eq!(failure.code, "ERR_PEER_REJECTED", "{failure:?}"),
+        other => panic!("a refused client must not see 'connected': {other:?}"),
+    }
+    assert_eq!(server.handle.stats().handshakes_rejected, 1);
+    server.handle.set_known_peers(&[cid.fingerprint.as_str()]).unwrap();
+    client.handle.connect(server.addr(), &sid.fingerprint).unwrap();
+    client.wait("connected", |e| matches!(e, Event::Connected { .. }));
+    match server.wait("connection", |e| matches!(e, Event::Connection { .. })) {
+        Event::Connection { peer_known, .. } => assert!(peer_known),
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn thousand_frames_each_way_in_order_and_size_limits() {
+    let (server, client, _, _, s, c) = pair(KeyType::P256, KeyType::P256);
+    for i in 0..1000u32 {
+        client.handle.send(c, format!("c{i}").as_bytes()).unwrap();
+        server.handle.send(s, format!("s{i}").as_bytes()).unwrap();
+    }
+    let mut next = 0;
+    while next < 1000 {
+        if let Event::Frame { payload, .. } = server.wait("frame", |e| matches!(e, Event::Frame { .. })) {
+            assert_eq!(payload, format!("c{next}").as_bytes());
+            next += 1;
+        }
+    }
+    let mut next = 0;
+    while next < 1000 {
+        if let Event::Frame { payload, .. } = client.wait("frame", |e| matches!(e, Event::Frame { .. })) {
+            assert_eq!(payload, format!("s{next}").as_bytes());
+            next += 1;
+        }
+    }
+    let big = vec![b'x'; 65_536];
+    client.handle.send(c, &big).unwrap();
+    match server.wait("big", |e| matches!(e, Event::Frame { .. })) {
+        Event::Frame { payload, .. } => assert_eq!(payload.len(), 65_536),
+        _ => unreachable!(),
+    }
+    let err = client.handle.send(c, &[b'x'; 65_537]).unwrap_err();
+    assert_eq!(err.code(), "ERR_FRAME_TOO_LARGE");
+    assert_eq!(client.handle.send(c, b"").unwrap_err().code(), "ERR_FRAME_EMPTY");
+}
+
+#[test]
+fn oversized_length_from_peer_closes_with_protocol_error_before_buffering() {
+    for header in [65_537u32, 0, u32::MAX] {
+        let (server, client, _, _, _, c) = pair(KeyType::P256, KeyType::P256);
+        client.handle.send_raw(c, &header.to_be_bytes()).unwrap();
+        match server.wait("close", |e| matches!(e, Event::Close { .. })) {
+            Event::Close { info, .. } => {
+                assert_eq!(info.code, 1, "PROTOCOL_ERROR for L={header}");
+                assert!(!info.by_peer);
+            }
+            _ => unreachable!(),
+        }
+        match client.wait("close", |e| matches!(e, Event::Close { .. })) {
+            Event::Close { info, .. } => {
+                assert_eq!(info.code, 1);
+                assert!(info.by_peer);
+                assert!(info.application);
+            }
+            _ => unreachable!(),
+        }
+    }
+}
+
+#[test]
+fn close_codes_and_reasons_reach_the_peer() {
+    let (server, client, _, _, s, _) = pair(KeyType::Ed25519, KeyType::P256);
+    server.handle.close_connection(s, 4, "conflict here").unwrap();
+    match client.wait("close", |e| matches!(e, Event::Close { .. })) {
+        Event::Close { info, .. } => {
+            assert_eq!((info.code, info.reason.as_str(), info.by_peer, info.application), (4, "conflict here", true, true));
+        }
+        _ => unreachable!(),
+    }
+    match server.wait("own close", |e| matches!(e, Event::Close { .. })) {
+        Event::Close { info, .. } => assert!(!info.by_peer),
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn server_frames_wait_until_the_client_opened_the_stream() {
+    let (server, client, _, _, s, c) = pair(KeyType::P256, KeyType::P256);
+    server.handle.send(s, b"early").unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(client.rx.try_recv().is_err(), "nothing before the client opens stream 0");
+    client.handle.send(c, b"hello").unwrap();
+    match client.wait("early frame", |e| matches!(e, Event::Frame { .. })) {
+        Event::Frame { payload, .. } => assert_eq!(payload, b"early"),
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn handshake_deadline_to_a_silent_port() {
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let cid = generate_identity(KeyType::P256, None).unwrap();
+    let client = Ep::with(&cid, |c| c.handshake_timeout = Duration::from_millis(300));
+    let t0 = Instant::now();
+    client.handle.connect(silent.local_addr().unwrap(), &"00".repeat(32)).unwrap();
+    match client.wait("timeout", |e| matches!(e, Event::ConnectFailed { .. })) {
+        Event::ConnectFailed { failure, .. } => assert_eq!(failure.code, "ERR_HANDSHAKE_TIMEOUT"),
+        _ => unreachable!(),
+    }
+    let took = t0.elapsed();
+    assert!(took >= Duration::from_millis(290) && took < Duration::from_secs(3), "{took:?}");
+}
+
+#[test]
+fn idle_timeout_reports_a_vanished_peer() {
+    let sid = generate_identity(KeyType::P256, None).unwrap();
+    let cid = generate_identity(KeyType::P256, None).unwrap();
+    let server = Ep::with(&sid, |c| c.idle_timeout = Duration::from_millis(400));
+    server.handle.listen(true);
+    let client = Ep::with(&cid, |c| c.idle_timeout = Duration::from_millis(400));
+    client.handle.connect(server.addr(), &sid.fingerprint).unwrap();
+    client.wait("connected", |e| matches!(e, Event::Connected { .. }));
+    server.wait("connection", |e| matches!(e, Event::Connection { .. }));
+    // The client vanishes without a word: its thread panics (contained).
+    client.handle.inject_panic().unwrap();
+    match client.wait("error", |e| matches!(e, Event::Error { .. })) {
+        Event::Error { code, message } => {
+            assert_eq!(code, "ERR_INTERNAL");
+            assert!(message.contains("panic"), "{message}");
+        }
+        _ => unreachable!(),
+    }
+    client.wait("closed", |e| matches!(e, Event::Closed));
+    let t0 = Instant::now();
+    match server.wait("idle close", |e| matches!(e, Event::Close { .. })) {
+        Event::Close { info, .. } => {
+            assert_eq!(info.error_code, Some("ERR_IDLE_TIMEOUT"));
+            assert!(info.reason.contains("idle"));
+        }
+        _ => unreachable!(),
+    }
+    assert!(t0.elapsed() < Duration::from_secs(3));
+}
+
+/// A bare quiche client without any certificate: the monitor must refuse it
+/// inside the handshake.
+#[test]
+fn client_without_certificate_fails_the_handshake() {
+    let sid = generate_identity(KeyType::P256, None).unwrap();
+    let server = Ep::new(&sid);
+    server.handle.listen(true);
+
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let local = sock.local_addr().unwrap();
+    let peer = server.addr();
+    let mut cfg = quiche::Config::new(quiche::PROTOCOL_VERSION).unwrap();
+    cfg.set_application_protos(&[b"cribcall-ctrl"]).unwrap();
+    cfg.verify_peer(false);
+    cfg.set_initial_max_data(1 << 20);
+    cfg.set_initial_max_stream_data_bidi_local(1 << 16);
+    cfg.set_initial_max_streams_bidi(1);
+    cfg.set_max_idle_timeout(5000);
+    let scid = quiche::ConnectionId::from_vec(vec![7u8; 16]);
+    let mut conn = quiche::connect(None, &scid, local, peer, &mut cfg).unwrap();
+    let mut out = [0u8; 1500];
+    let mut buf = [0u8; 65535];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !conn.is_closed() && Instant::now() < deadline {
+        while let Ok((n, info)) = conn.send(&mut out) {
+            sock.send_to(&out[..n], info.to).unwrap();
+        }
+        match sock.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                let _ = conn.recv(&mut buf[..n], quiche::RecvInfo { from, to: local });
+            }
+            Err(_) => conn.on_timeout(),
+        }
+        if conn.is_established() {
+            // Even if the client thinks it is done, nothing may be accepted.
+            let _ = conn.stream_send(0, b"\0\0\0\x05hello", false);
+        }
+    }
+    let err = conn.peer_error().expect("server must close the handshake");
+    assert!(!err.is_app);
+    // TLS alert certificate_required (116) => CRYPTO_ERROR 0x100 + 116.
+    assert_eq!(err.error_code, 0x100 + 116, "{err:?}");
+    assert_eq!(server.handle.stats().stream_bytes_received, 0);
+    assert!(server.rx.try_recv().is_err(), "no connection event");
+}
