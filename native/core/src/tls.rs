@@ -297,11 +297,12 @@ mod tests {
             accept_unknown: true,
             ..AdmissionPolicy::default()
         };
-        let cases: Vec<(
-            &AdmissionPolicy,
-            Vec<&[u8]>,
+        type Case<'a> = (
+            &'a AdmissionPolicy,
+            Vec<&'a [u8]>,
             Result<([u8; 32], bool), ClientRejection>,
-        )> = vec![
+        );
+        let cases: Vec<Case> = vec![
             (&known_only, vec![], Err(ClientRejection::NoCertificate)),
             (&known_only, vec![a], Ok((fa, true))),
             (

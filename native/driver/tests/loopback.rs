@@ -73,15 +73,27 @@ fn pair(sk: KeyType, ck: KeyType) -> (Ep, Ep, Identity, Identity, u32, u32) {
     let server = Ep::new(&sid);
     server.handle.listen(true);
     let client = Ep::new(&cid);
-    let c = client.handle.connect(server.addr(), &sid.fingerprint).unwrap();
-    let ev = client.wait("connected", |e| matches!(e, Event::Connected { .. } | Event::ConnectFailed { .. }));
+    let c = client
+        .handle
+        .connect(server.addr(), &sid.fingerprint)
+        .unwrap();
+    let ev = client.wait("connected", |e| {
+        matches!(e, Event::Connected { .. } | Event::ConnectFailed { .. })
+    });
     match &ev {
-        Event::Connected { peer_fingerprint, .. } => assert_eq!(peer_fingerprint, &sid.fingerprint),
+        Event::Connected {
+            peer_fingerprint, ..
+        } => assert_eq!(peer_fingerprint, &sid.fingerprint),
         other => panic!("{sk:?}->{ck:?}: expected connected, got {other:?}"),
     }
     let sev = server.wait("connection", |e| matches!(e, Event::Connection { .. }));
     let s = conn_id_of(&sev);
-    if let Event::Connection { peer_fingerprint, peer_known, .. } = &sev {
+    if let Event::Connection {
+        peer_fingerprint,
+        peer_known,
+        ..
+    } = &sev
+    {
         assert_eq!(peer_fingerprint, &cid.fingerprint);
         assert!(!peer_known);
     }
@@ -107,7 +119,10 @@ fn all_four_key_combinations_handshake_and_carry_the_ping_frame() {
             _ => unreachable!(),
         }
         // Exactly header + body crossed the stream.
-        assert_eq!(server.handle.stats().stream_bytes_received, 4 + PING.len() as u64);
+        assert_eq!(
+            server.handle.stats().stream_bytes_received,
+            4 + PING.len() as u64
+        );
     }
 }
 
@@ -119,11 +134,19 @@ fn wrong_pin_fails_inside_the_handshake_with_zero_stream_bytes() {
     let server = Ep::new(&sid);
     server.handle.listen(true);
     let client = Ep::new(&cid);
-    client.handle.connect(server.addr(), &other.fingerprint).unwrap();
-    match client.wait("failure", |e| matches!(e, Event::ConnectFailed { .. } | Event::Connected { .. })) {
+    client
+        .handle
+        .connect(server.addr(), &other.fingerprint)
+        .unwrap();
+    match client.wait("failure", |e| {
+        matches!(e, Event::ConnectFailed { .. } | Event::Connected { .. })
+    }) {
         Event::ConnectFailed { failure, .. } => {
             assert_eq!(failure.code, "ERR_PIN_MISMATCH");
-            assert_eq!(failure.expected.as_deref(), Some(other.fingerprint.as_str()));
+            assert_eq!(
+                failure.expected.as_deref(),
+                Some(other.fingerprint.as_str())
+            );
             assert_eq!(failure.actual.as_deref(), Some(sid.fingerprint.as_str()));
         }
         other => panic!("expected failure, got {other:?}"),
@@ -141,14 +164,27 @@ fn unknown_client_refused_in_handshake_unless_known_or_pairing_open() {
     let server = Ep::new(&sid);
     server.handle.listen(false);
     let client = Ep::new(&cid);
-    client.handle.connect(server.addr(), &sid.fingerprint).unwrap();
-    match client.wait("failure", |e| matches!(e, Event::ConnectFailed { .. } | Event::Connected { .. })) {
-        Event::ConnectFailed { failure, .. } => assert_eq!(failure.code, "ERR_PEER_REJECTED", "{failure:?}"),
+    client
+        .handle
+        .connect(server.addr(), &sid.fingerprint)
+        .unwrap();
+    match client.wait("failure", |e| {
+        matches!(e, Event::ConnectFailed { .. } | Event::Connected { .. })
+    }) {
+        Event::ConnectFailed { failure, .. } => {
+            assert_eq!(failure.code, "ERR_PEER_REJECTED", "{failure:?}")
+        }
         other => panic!("a refused client must not see 'connected': {other:?}"),
     }
     assert_eq!(server.handle.stats().handshakes_rejected, 1);
-    server.handle.set_known_peers(&[cid.fingerprint.as_str()]).unwrap();
-    client.handle.connect(server.addr(), &sid.fingerprint).unwrap();
+    server
+        .handle
+        .set_known_peers(&[cid.fingerprint.as_str()])
+        .unwrap();
+    client
+        .handle
+        .connect(server.addr(), &sid.fingerprint)
+        .unwrap();
     client.wait("connected", |e| matches!(e, Event::Connected { .. }));
     match server.wait("connection", |e| matches!(e, Event::Connection { .. })) {
         Event::Connection { peer_known, .. } => assert!(peer_known),
@@ -165,14 +201,18 @@ fn thousand_frames_each_way_in_order_and_size_limits() {
     }
     let mut next = 0;
     while next < 1000 {
-        if let Event::Frame { payload, .. } = server.wait("frame", |e| matches!(e, Event::Frame { .. })) {
+        if let Event::Frame { payload, .. } =
+            server.wait("frame", |e| matches!(e, Event::Frame { .. }))
+        {
             assert_eq!(payload, format!("c{next}").as_bytes());
             next += 1;
         }
     }
     let mut next = 0;
     while next < 1000 {
-        if let Event::Frame { payload, .. } = client.wait("frame", |e| matches!(e, Event::Frame { .. })) {
+        if let Event::Frame { payload, .. } =
+            client.wait("frame", |e| matches!(e, Event::Frame { .. }))
+        {
             assert_eq!(payload, format!("s{next}").as_bytes());
             next += 1;
         }
@@ -185,7 +225,10 @@ fn thousand_frames_each_way_in_order_and_size_limits() {
     }
     let err = client.handle.send(c, &[b'x'; 65_537]).unwrap_err();
     assert_eq!(err.code(), "ERR_FRAME_TOO_LARGE");
-    assert_eq!(client.handle.send(c, b"").unwrap_err().code(), "ERR_FRAME_EMPTY");
+    assert_eq!(
+        client.handle.send(c, b"").unwrap_err().code(),
+        "ERR_FRAME_EMPTY"
+    );
 }
 
 #[test]
@@ -214,10 +257,21 @@ fn oversized_length_from_peer_closes_with_protocol_error_before_buffering() {
 #[test]
 fn close_codes_and_reasons_reach_the_peer() {
     let (server, client, _, _, s, _) = pair(KeyType::Ed25519, KeyType::P256);
-    server.handle.close_connection(s, 4, "conflict here").unwrap();
+    server
+        .handle
+        .close_connection(s, 4, "conflict here")
+        .unwrap();
     match client.wait("close", |e| matches!(e, Event::Close { .. })) {
         Event::Close { info, .. } => {
-            assert_eq!((info.code, info.reason.as_str(), info.by_peer, info.application), (4, "conflict here", true, true));
+            assert_eq!(
+                (
+                    info.code,
+                    info.reason.as_str(),
+                    info.by_peer,
+                    info.application
+                ),
+                (4, "conflict here", true, true)
+            );
         }
         _ => unreachable!(),
     }
@@ -232,7 +286,10 @@ fn server_frames_wait_until_the_client_opened_the_stream() {
     let (server, client, _, _, s, c) = pair(KeyType::P256, KeyType::P256);
     server.handle.send(s, b"early").unwrap();
     std::thread::sleep(Duration::from_millis(50));
-    assert!(client.rx.try_recv().is_err(), "nothing before the client opens stream 0");
+    assert!(
+        client.rx.try_recv().is_err(),
+        "nothing before the client opens stream 0"
+    );
     client.handle.send(c, b"hello").unwrap();
     match client.wait("early frame", |e| matches!(e, Event::Frame { .. })) {
         Event::Frame { payload, .. } => assert_eq!(payload, b"early"),
@@ -246,13 +303,19 @@ fn handshake_deadline_to_a_silent_port() {
     let cid = generate_identity(KeyType::P256, None).unwrap();
     let client = Ep::with(&cid, |c| c.handshake_timeout = Duration::from_millis(300));
     let t0 = Instant::now();
-    client.handle.connect(silent.local_addr().unwrap(), &"00".repeat(32)).unwrap();
+    client
+        .handle
+        .connect(silent.local_addr().unwrap(), &"00".repeat(32))
+        .unwrap();
     match client.wait("timeout", |e| matches!(e, Event::ConnectFailed { .. })) {
         Event::ConnectFailed { failure, .. } => assert_eq!(failure.code, "ERR_HANDSHAKE_TIMEOUT"),
         _ => unreachable!(),
     }
     let took = t0.elapsed();
-    assert!(took >= Duration::from_millis(290) && took < Duration::from_secs(3), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(290) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
 }
 
 #[test]
@@ -262,7 +325,10 @@ fn idle_timeout_reports_a_vanished_peer() {
     let server = Ep::with(&sid, |c| c.idle_timeout = Duration::from_millis(400));
     server.handle.listen(true);
     let client = Ep::with(&cid, |c| c.idle_timeout = Duration::from_millis(400));
-    client.handle.connect(server.addr(), &sid.fingerprint).unwrap();
+    client
+        .handle
+        .connect(server.addr(), &sid.fingerprint)
+        .unwrap();
     client.wait("connected", |e| matches!(e, Event::Connected { .. }));
     server.wait("connection", |e| matches!(e, Event::Connection { .. }));
     // The client vanishes without a word: its thread panics (contained).
@@ -295,7 +361,8 @@ fn client_without_certificate_fails_the_handshake() {
     server.handle.listen(true);
 
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
     let local = sock.local_addr().unwrap();
     let peer = server.addr();
     let mut cfg = quiche::Config::new(quiche::PROTOCOL_VERSION).unwrap();
