@@ -24,8 +24,9 @@ use std::time::{Duration, Instant};
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
 
-/// Reads from one stream per call, so a fast peer cannot starve the loop.
-const READ_BUDGET_PER_TURN: usize = 1 << 20;
+/// Bytes read from one connection per loop turn, so a fast peer cannot
+/// starve the others and a congested owner is noticed within one turn.
+const READ_BUDGET_PER_TURN: usize = 256 * 1024;
 
 pub struct Io {
     poll: Poll,
@@ -46,6 +47,8 @@ pub struct Io {
     blocked: Option<(Vec<u8>, SocketAddr)>,
     writable_interest: bool,
     shutting_down: bool,
+    /// A connection still had readable data when its read budget ran out.
+    more_to_read: bool,
     keylog: Option<std::path::PathBuf>,
 }
 
@@ -122,6 +125,7 @@ impl Io {
                 blocked: None,
                 writable_interest: false,
                 shutting_down: false,
+                more_to_read: false,
                 keylog,
             },
             waker,
@@ -213,6 +217,9 @@ impl Io {
     }
 
     fn next_timeout(&self) -> Option<Duration> {
+        if self.more_to_read {
+            return Some(Duration::ZERO);
+        }
         let now = Instant::now();
         let mut earliest: Option<Instant> = None;
         let mut consider = |t: Instant| {
@@ -518,6 +525,7 @@ impl Io {
     fn process_conns(&mut self) {
         let congested = self.shared.flow.congested();
         self.shared.paused.store(congested, Ordering::Release);
+        self.more_to_read = false;
         let ids: Vec<u32> = self.conns.keys().copied().collect();
         for id in ids {
             self.process_conn(id, congested);
@@ -631,6 +639,7 @@ impl Io {
                 }
             }
             if budget == 0 {
+                self.more_to_read = true;
                 break;
             }
         }

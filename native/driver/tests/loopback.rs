@@ -399,3 +399,74 @@ fn client_without_certificate_fails_the_handshake() {
     assert_eq!(server.handle.stats().stream_bytes_received, 0);
     assert!(server.rx.try_recv().is_err(), "no connection event");
 }
+
+/// When the owner stops processing events, the driver stops reading the
+/// stream, QUIC flow control stalls the sender, and nothing is lost.
+#[test]
+fn slow_owner_pushes_back_through_flow_control_without_loss() {
+    let (server, client, _, _, _, c) = pair(KeyType::P256, KeyType::P256);
+    const N: usize = 30_000;
+    let payload = |i: usize| format!("{i:0>96}");
+    for i in 0..N {
+        client.handle.send(c, payload(i).as_bytes()).unwrap();
+    }
+    // Do not release credit: let the events pile up.
+    std::thread::sleep(Duration::from_millis(700));
+    let stalled = server.handle.stats().frames_received;
+    assert!(
+        (8192..N as u64).contains(&stalled),
+        "reading must stop near the high-water mark, got {stalled}"
+    );
+    assert!(
+        client.handle.queued(c) > 0,
+        "the sender is held back by flow control"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        server.handle.stats().frames_received,
+        stalled,
+        "no reading while congested"
+    );
+    // Now consume everything, in order.
+    let mut next = 0;
+    while next < N {
+        if let Event::Frame { payload: p, .. } =
+            server.wait("frame", |e| matches!(e, Event::Frame { .. }))
+        {
+            assert_eq!(p, payload(next).as_bytes(), "frame {next}");
+            next += 1;
+        }
+    }
+    assert_eq!(server.handle.stats().frames_received, N as u64);
+}
+
+#[test]
+fn ipv6_loopback_and_one_socket_serving_and_dialing() {
+    let a = generate_identity(KeyType::P256, None).unwrap();
+    let b = generate_identity(KeyType::Ed25519, None).unwrap();
+    let mk = |id: &Identity| Ep::with(id, |c| c.bind = "[::1]:0".parse().unwrap());
+    let (ea, eb) = (mk(&a), mk(&b));
+    // Both endpoints listen and dial each other over the same sockets.
+    ea.handle.listen(true);
+    eb.handle.listen(true);
+    ea.handle.connect(eb.addr(), &b.fingerprint).unwrap();
+    eb.handle.connect(ea.addr(), &a.fingerprint).unwrap();
+    for ep in [&ea, &eb] {
+        ep.wait("connected", |e| matches!(e, Event::Connected { .. }));
+    }
+    // Each also accepted the other's connection: two live connections per socket.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while (ea.handle.stats().connections, eb.handle.stats().connections) != (2, 2) {
+        assert!(
+            Instant::now() < deadline,
+            "both endpoints must hold 2 connections"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // An IPv6 endpoint cannot dial IPv4.
+    let err = ea
+        .handle
+        .connect("127.0.0.1:9".parse().unwrap(), &b.fingerprint)
+        .unwrap_err();
+    assert_eq!(err.code(), "ERR_INVALID_ARG");
+}
