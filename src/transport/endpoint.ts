@@ -1,0 +1,579 @@
+import { lookup } from 'node:dns/promises'
+import { isIP } from 'node:net'
+
+import {
+  Connection,
+  kDeliverClose,
+  kDeliverError,
+  kDeliverFrame,
+  type Address,
+  type CloseInfo,
+  type ConnectionOwner,
+} from './connection.js'
+import { TypedEmitter } from './emitter.js'
+import {
+  AbortError,
+  AppErrorCode,
+  ConnectionClosedError,
+  CribcallError,
+  EndpointClosedError,
+  HandlerError,
+  HandshakeTimeoutError,
+  InternalError,
+  InvalidArgumentError,
+  fromNative,
+} from './errors.js'
+import type { Identity } from './identity.js'
+import { NativeEndpointHandle, type NativeEndpointOptions, type NativeEvent } from './native.js'
+
+export interface EndpointOptions {
+  /** Local address to bind, e.g. '0.0.0.0', '::' or '127.0.0.1'. Host names are resolved first. */
+  host: string
+  /** UDP port; 0 picks a free one (see `endpoint.address`). */
+  port: number
+  /** Certificate and private key this endpoint presents in every handshake (both roles). */
+  identity: Pick<Identity, 'certPem' | 'keyPem'>
+  /** Largest frame payload accepted and sent, bytes. Default 65536, at most 1048576. */
+  maxFramePayload?: number
+  /** A connection whose handshake has not completed after this long fails. Default 10000. */
+  handshakeTimeoutMs?: number
+  /** QUIC idle timeout. Default 30000. */
+  idleTimeoutMs?: number
+  /** Sends a QUIC PING when a connection was idle this long; 0 (default) disables. */
+  keepAliveMs?: number
+  /** Default 1024. */
+  maxConnections?: number
+  /** Bytes that may be queued natively per connection before send() throws SendBufferFullError. Default 16 MiB. */
+  maxSendBuffer?: number
+  /** Aborting it closes the endpoint (or rejects bind() if already aborted). */
+  signal?: AbortSignal
+}
+
+export interface ListenOptions {
+  /**
+   * Admit clients whose certificate fingerprint is not among the known peers (pairing
+   * possible); their connections have peerKnown === false. Default false: unknown
+   * clients fail the handshake.
+   */
+  acceptUnknown?: boolean
+}
+
+export interface ConnectOptions {
+  host: string
+  port: number
+  /** The pinned SHA-256 fingerprint of the server certificate (64 hex characters). */
+  serverFingerprint: string
+  /** Aborting it abandons the attempt: connect() rejects with AbortError. */
+  signal?: AbortSignal
+  /** Rejects with HandshakeTimeoutError when not established within this many ms (in addition to handshakeTimeoutMs). */
+  timeoutMs?: number
+}
+
+export interface EndpointStats {
+  connections: number
+  handshakesRejected: number
+  streamBytesReceived: number
+  streamBytesSent: number
+  framesReceived: number
+  framesSent: number
+  packetsReceived: number
+  packetsSent: number
+}
+
+export type EndpointEvents = {
+  /** A client completed the handshake and passed the admission policy (server role). */
+  connection: [connection: Connection]
+  /** Errors not tied to a pending operation, and errors nobody handled on a connection. */
+  error: [error: CribcallError]
+}
+
+/** How long close() waits for the native 'closed' event after the native close resolved. */
+const CLOSED_EVENT_GRACE_MS = 2000
+
+const FINGERPRINT_RE = /^[0-9a-f]{64}$/
+
+interface PendingConnect {
+  settle(result: Connection | CribcallError): void
+}
+
+function describe(value: unknown): string {
+  return typeof value === 'string' ? JSON.stringify(value) : String(value)
+}
+
+function checkHost(host: unknown, what: string): asserts host is string {
+  if (typeof host !== 'string' || host.length === 0) {
+    throw new InvalidArgumentError(`${what} must be a non-empty string, got ${describe(host)}`)
+  }
+}
+
+function checkPort(port: unknown, min: number, what: string): asserts port is number {
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < min || port > 65535) {
+    throw new InvalidArgumentError(`${what} must be an integer in ${min}..65535, got ${describe(port)}`)
+  }
+}
+
+/** Numeric options cross into native code as u32. */
+const U32_MAX = 0xffff_ffff
+
+function checkOptionalInt(value: unknown, name: string, min: number): asserts value is number | undefined {
+  if (value === undefined) return
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > U32_MAX) {
+    throw new InvalidArgumentError(`${name} must be an integer in ${min}..${U32_MAX}, got ${describe(value)}`)
+  }
+}
+
+function checkSignal(signal: unknown): asserts signal is AbortSignal | undefined {
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new InvalidArgumentError('signal must be an AbortSignal')
+  }
+}
+
+function normalizeFingerprint(value: unknown, name: string): string {
+  const fp = typeof value === 'string' ? value.toLowerCase() : ''
+  if (!FINGERPRINT_RE.test(fp)) {
+    throw new InvalidArgumentError(`${name} must be 64 hexadecimal characters (SHA-256), got ${describe(value)}`)
+  }
+  return fp
+}
+
+async function resolveHost(host: string): Promise<string> {
+  if (isIP(host) !== 0) return host
+  try {
+    return (await lookup(host)).address
+  } catch (error) {
+    throw new InvalidArgumentError(`cannot resolve host ${JSON.stringify(host)}`, { cause: error })
+  }
+}
+
+function warn(error: CribcallError): void {
+  try {
+    process.emitWarning(error)
+  } catch {
+    // emitWarning can only throw for --throw-deprecation style flags; never crash for it.
+  }
+}
+
+/**
+ * A QUIC endpoint: one UDP socket driven by a native IO thread, usable as a server
+ * (listen()) and as a client (connect()) at the same time.
+ */
+export class Endpoint extends TypedEmitter<EndpointEvents> {
+  readonly #native: NativeEndpointHandle
+  readonly #address: Address
+  readonly #connections = new Map<number, Connection>()
+  readonly #pending = new Map<number, PendingConnect>()
+  readonly #owner: ConnectionOwner
+  /** close() was called or the native side reported 'closed'. */
+  #closing = false
+  /** Connections and pending connects have been finalized. */
+  #finalized = false
+  #closedEventSeen = false
+  #notifyClosedEvent: (() => void) | undefined
+  #closePromise: Promise<void> | undefined
+  #detachSignal: (() => void) | undefined
+
+  /**
+   * Binds a UDP socket and starts the endpoint. (`override` because a class's static
+   * side inherits Function.prototype.bind, which this deliberately shadows.)
+   */
+  static override async bind(options: EndpointOptions): Promise<Endpoint> {
+    if (options === null || typeof options !== 'object') {
+      throw new InvalidArgumentError('Endpoint.bind options must be an object')
+    }
+    const { host, port, identity, signal } = options
+    checkHost(host, 'host')
+    checkPort(port, 0, 'port')
+    if (
+      identity === null ||
+      typeof identity !== 'object' ||
+      typeof identity.certPem !== 'string' ||
+      typeof identity.keyPem !== 'string'
+    ) {
+      throw new InvalidArgumentError('identity must provide certPem and keyPem strings')
+    }
+    checkOptionalInt(options.maxFramePayload, 'maxFramePayload', 1)
+    checkOptionalInt(options.handshakeTimeoutMs, 'handshakeTimeoutMs', 1)
+    checkOptionalInt(options.idleTimeoutMs, 'idleTimeoutMs', 1)
+    checkOptionalInt(options.keepAliveMs, 'keepAliveMs', 0)
+    checkOptionalInt(options.maxConnections, 'maxConnections', 1)
+    checkOptionalInt(options.maxSendBuffer, 'maxSendBuffer', 1)
+    checkSignal(signal)
+    if (signal?.aborted) throw new AbortError(signal.reason)
+
+    const address = await resolveHost(host)
+    if (signal?.aborted) throw new AbortError(signal.reason)
+
+    const nativeOptions: NativeEndpointOptions = {
+      host: address,
+      port,
+      certPem: identity.certPem,
+      keyPem: identity.keyPem,
+    }
+    if (options.maxFramePayload !== undefined) nativeOptions.maxFramePayload = options.maxFramePayload
+    if (options.handshakeTimeoutMs !== undefined) nativeOptions.handshakeTimeoutMs = options.handshakeTimeoutMs
+    if (options.idleTimeoutMs !== undefined) nativeOptions.idleTimeoutMs = options.idleTimeoutMs
+    if (options.keepAliveMs !== undefined) nativeOptions.keepAliveMs = options.keepAliveMs
+    if (options.maxConnections !== undefined) nativeOptions.maxConnections = options.maxConnections
+    if (options.maxSendBuffer !== undefined) nativeOptions.maxSendBuffer = options.maxSendBuffer
+    return new Endpoint(nativeOptions, signal)
+  }
+
+  private constructor(nativeOptions: NativeEndpointOptions, signal: AbortSignal | undefined) {
+    super()
+    this.#native = new NativeEndpointHandle(nativeOptions, (first, second) => this.#onEvents(first, second))
+    const local = this.#native.localAddress()
+    this.#address = Object.freeze({ host: local.host, port: local.port })
+    this.#owner = {
+      endpoint: this,
+      sendFrame: (connId, payload) => {
+        if (this.#closing) throw new ConnectionClosedError('the endpoint is closing')
+        return this.#native.send(connId, payload)
+      },
+      closeConnection: (connId, code, reason) => {
+        if (this.#finalized) throw new EndpointClosedError()
+        this.#native.closeConnection(connId, code, reason)
+      },
+      reportError: (error) => this.#reportError(error),
+    }
+    if (signal !== undefined) {
+      const onAbort = (): void => {
+        this.close().catch((error: unknown) => this.#reportError(fromNative(error)))
+      }
+      signal.addEventListener('abort', onAbort, { once: true })
+      this.#detachSignal = () => signal.removeEventListener('abort', onAbort)
+    }
+  }
+
+  /** The bound local address (the actual port when bound with port 0). */
+  get address(): Address {
+    return this.#address
+  }
+
+  /** True once close() was called (or the native endpoint stopped by itself). */
+  get isClosed(): boolean {
+    return this.#closing
+  }
+
+  /** Starts accepting connections (server role). */
+  listen(options: ListenOptions = {}): void {
+    if (options === null || typeof options !== 'object') {
+      throw new InvalidArgumentError('listen options must be an object')
+    }
+    const acceptUnknown = options.acceptUnknown ?? false
+    if (typeof acceptUnknown !== 'boolean') throw new InvalidArgumentError('acceptUnknown must be a boolean')
+    this.#assertOpen()
+    this.#native.listen(acceptUnknown)
+  }
+
+  /** Changes the admission policy for unknown client certificates (new handshakes only). */
+  setAcceptUnknown(acceptUnknown: boolean): void {
+    if (typeof acceptUnknown !== 'boolean') throw new InvalidArgumentError('acceptUnknown must be a boolean')
+    this.#assertOpen()
+    this.#native.setAcceptUnknown(acceptUnknown)
+  }
+
+  /** Stops accepting new connections; established ones stay open. */
+  stopListening(): void {
+    this.#assertOpen()
+    this.#native.stopListening()
+  }
+
+  /** Replaces the set of known client fingerprints (64 hex characters each). */
+  setKnownPeers(fingerprints: Iterable<string>): void {
+    if (
+      fingerprints === null ||
+      typeof fingerprints !== 'object' ||
+      typeof (fingerprints as Partial<Iterable<string>>)[Symbol.iterator] !== 'function'
+    ) {
+      throw new InvalidArgumentError('fingerprints must be an iterable of strings')
+    }
+    const list = [...new Set(Array.from(fingerprints, (fp) => normalizeFingerprint(fp, 'fingerprint')))]
+    this.#assertOpen()
+    this.#native.setKnownPeers(list)
+  }
+
+  /**
+   * Connects to a server whose certificate must have `serverFingerprint`. Resolves once
+   * the server confirmed the handshake. Rejects with PinMismatchError,
+   * PeerRejectedError, HandshakeTimeoutError, HandshakeFailedError, AbortError,
+   * EndpointClosedError or InvalidArgumentError.
+   */
+  async connect(options: ConnectOptions): Promise<Connection> {
+    if (options === null || typeof options !== 'object') {
+      throw new InvalidArgumentError('connect options must be an object')
+    }
+    const { host, port, signal, timeoutMs } = options
+    checkHost(host, 'host')
+    checkPort(port, 1, 'port')
+    const pin = normalizeFingerprint(options.serverFingerprint, 'serverFingerprint')
+    checkOptionalInt(timeoutMs, 'timeoutMs', 1)
+    checkSignal(signal)
+    this.#assertOpen()
+    if (signal?.aborted) throw new AbortError(signal.reason)
+
+    const address = await resolveHost(host)
+    this.#assertOpen()
+    if (signal?.aborted) throw new AbortError(signal.reason)
+
+    const connId = this.#native.connect(address, port, pin)
+    return new Promise<Connection>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined
+      const entry: PendingConnect = {
+        settle: (result) => {
+          if (this.#pending.get(connId) !== entry) return
+          this.#pending.delete(connId)
+          if (timer !== undefined) clearTimeout(timer)
+          signal?.removeEventListener('abort', onAbort)
+          if (result instanceof Connection) resolve(result)
+          else reject(result)
+        },
+      }
+      // Gives up on the attempt: rejects, then closes the half-open native connection.
+      const abandon = (error: CribcallError): void => {
+        if (this.#pending.get(connId) !== entry) return
+        entry.settle(error)
+        try {
+          this.#native.closeConnection(connId, AppErrorCode.OK, 'connect abandoned')
+        } catch {
+          // Already gone natively; any later event for connId is ignored.
+        }
+      }
+      const onAbort = (): void => abandon(new AbortError(signal?.reason))
+      this.#pending.set(connId, entry)
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(
+          () => abandon(new HandshakeTimeoutError(`no handshake with ${host}:${port} within ${timeoutMs} ms`)),
+          timeoutMs,
+        )
+      }
+      signal?.addEventListener('abort', onAbort, { once: true })
+    })
+  }
+
+  /**
+   * Sends one frame to several connections of this endpoint (serialized once natively).
+   * Closed connections and connections of other endpoints are skipped. Returns the
+   * number of connections the frame was queued for.
+   */
+  broadcast(connections: Iterable<Connection>, payload: Uint8Array): number {
+    if (!(payload instanceof Uint8Array)) throw new InvalidArgumentError('payload must be a Uint8Array or Buffer')
+    const ids: number[] = []
+    for (const conn of connections) {
+      if (conn instanceof Connection && !conn.isClosed && this.#connections.get(conn.connId) === conn) {
+        ids.push(conn.connId)
+      }
+    }
+    if (this.#closing) throw new EndpointClosedError()
+    const buf = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
+    return this.#native.broadcast(ids, buf)
+  }
+
+  stats(): EndpointStats {
+    if (this.#finalized) throw new EndpointClosedError()
+    const s = this.#native.stats()
+    return {
+      connections: s.connections,
+      handshakesRejected: s.handshakesRejected,
+      streamBytesReceived: s.streamBytesReceived,
+      streamBytesSent: s.streamBytesSent,
+      framesReceived: s.framesReceived,
+      framesSent: s.framesSent,
+      packetsReceived: s.packetsReceived,
+      packetsSent: s.packetsSent,
+    }
+  }
+
+  /**
+   * Closes every connection (code 0, 'endpoint closed'), stops the native IO thread and
+   * releases the socket. Resolves once the native endpoint has fully stopped; open
+   * connections have emitted 'close' and pending connect() calls have rejected with
+   * EndpointClosedError by then. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closePromise ??= this.#close()
+    return this.#closePromise
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
+  }
+
+  async #close(): Promise<void> {
+    this.#closing = true
+    this.#detachSignal?.()
+    this.#detachSignal = undefined
+    for (const pending of this.#pending.values()) {
+      pending.settle(new EndpointClosedError('the endpoint was closed before the connection was established'))
+    }
+    let failure: CribcallError | undefined
+    try {
+      await this.#native.close()
+    } catch (error) {
+      failure = fromNative(error)
+    }
+    if (!this.#closedEventSeen && failure === undefined) await this.#closedEvent()
+    this.#finalize()
+    if (failure !== undefined) throw failure
+  }
+
+  /** Resolves when the native 'closed' event arrived, or after a grace period (with a warning). */
+  #closedEvent(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.#notifyClosedEvent = undefined
+        warn(new InternalError(`native endpoint stopped but its 'closed' event did not arrive within ${CLOSED_EVENT_GRACE_MS} ms`))
+        resolve()
+      }, CLOSED_EVENT_GRACE_MS)
+      timer.unref()
+      this.#notifyClosedEvent = () => {
+        clearTimeout(timer)
+        resolve()
+      }
+    })
+  }
+
+  #finalize(): void {
+    if (this.#finalized) return
+    this.#closing = true
+    this.#finalized = true
+    this.#detachSignal?.()
+    this.#detachSignal = undefined
+    for (const pending of this.#pending.values()) {
+      pending.settle(new EndpointClosedError('the endpoint was closed before the connection was established'))
+    }
+    const info: CloseInfo = {
+      code: AppErrorCode.OK,
+      reason: 'endpoint closed',
+      byPeer: false,
+      application: true,
+      errorCode: 'ERR_ENDPOINT_CLOSED',
+    }
+    for (const [connId, conn] of this.#connections) {
+      this.#connections.delete(connId)
+      conn[kDeliverClose](info)
+    }
+  }
+
+  #assertOpen(): void {
+    if (this.#closing) throw new EndpointClosedError()
+  }
+
+  /** Endpoint 'error', or a process warning when nobody listens. Never throws. */
+  #reportError(error: CribcallError): void {
+    if (this.listenerCount('error') > 0) {
+      this.emitSafe('error', [error], (failure) => warn(new HandlerError('error', failure)))
+    } else {
+      warn(error)
+    }
+  }
+
+  /** The addon's onEvents callback. Must never throw. */
+  #onEvents(first: unknown, second: unknown): void {
+    try {
+      let batch = first
+      if (!Array.isArray(batch)) {
+        // Tolerate an (error, events) calling convention.
+        if (batch !== null && batch !== undefined) this.#reportError(fromNative(batch))
+        batch = second
+      }
+      if (!Array.isArray(batch)) return
+      for (const event of batch as NativeEvent[]) {
+        try {
+          this.#dispatch(event)
+        } catch (error) {
+          this.#reportError(
+            error instanceof CribcallError
+              ? error
+              : new InternalError(`failed to process native event ${describe(event?.kind)}`, { cause: error }),
+          )
+        }
+      }
+    } catch (error) {
+      try {
+        warn(new InternalError('failed to process native events', { cause: error }))
+      } catch {
+        // never throw into the addon
+      }
+    }
+  }
+
+  #dispatch(event: NativeEvent): void {
+    if (event === null || typeof event !== 'object') return
+    const connId = event.connId ?? undefined
+    switch (event.kind) {
+      case 'connection': {
+        if (connId === undefined) throw new InternalError("native 'connection' event without connId")
+        const conn = this.#newConnection(connId, 'server', event, event.peerKnown ?? false)
+        this.emitSafe('connection', [conn], (failure) => this.#reportError(new HandlerError('connection', failure)))
+        return
+      }
+      case 'connected': {
+        if (connId === undefined) throw new InternalError("native 'connected' event without connId")
+        const conn = this.#newConnection(connId, 'client', event, true)
+        const pending = this.#pending.get(connId)
+        if (pending !== undefined) pending.settle(conn)
+        else void conn.close(AppErrorCode.OK, 'connect abandoned') // aborted/timed out meanwhile
+        return
+      }
+      case 'connectFailed': {
+        if (connId !== undefined) this.#pending.get(connId)?.settle(fromNative(event))
+        return
+      }
+      case 'frame': {
+        if (connId === undefined || !(event.payload instanceof Uint8Array)) return
+        this.#connections.get(connId)?.[kDeliverFrame](event.payload)
+        return
+      }
+      case 'close': {
+        if (connId === undefined) return
+        const conn = this.#connections.get(connId)
+        if (conn !== undefined) {
+          this.#connections.delete(connId)
+          const info: { -readonly [K in keyof CloseInfo]: CloseInfo[K] } = {
+            code: event.code ?? 0,
+            reason: event.reason ?? '',
+            byPeer: event.byPeer ?? false,
+            application: event.application ?? false,
+          }
+          if (typeof event.errorCode === 'string') info.errorCode = event.errorCode
+          conn[kDeliverClose](info)
+        } else {
+          this.#pending
+            .get(connId)
+            ?.settle(new ConnectionClosedError(event.reason ? `connection closed: ${event.reason}` : 'connection closed during the handshake'))
+        }
+        return
+      }
+      case 'error': {
+        const error = fromNative(event)
+        const conn = connId === undefined ? undefined : this.#connections.get(connId)
+        if (conn !== undefined) conn[kDeliverError](error)
+        else this.#reportError(error)
+        return
+      }
+      case 'closed': {
+        this.#closedEventSeen = true
+        const notify = this.#notifyClosedEvent
+        this.#notifyClosedEvent = undefined
+        this.#finalize()
+        notify?.()
+        return
+      }
+      default:
+        // Unknown kinds are ignored (forward compatibility with newer addons).
+        return
+    }
+  }
+
+  #newConnection(connId: number, role: 'client' | 'server', event: NativeEvent, peerKnown: boolean): Connection {
+    const conn = new Connection(this.#owner, {
+      connId,
+      role,
+      peerFingerprint: event.peerFingerprint ?? '',
+      peerKnown,
+      remoteAddress: { host: event.remoteHost ?? '', port: event.remotePort ?? 0 },
+    })
+    this.#connections.set(connId, conn)
+    return conn
+  }
+}
