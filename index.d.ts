@@ -44,11 +44,47 @@ export declare class NativeEndpoint {
   close(): Promise<void>
 }
 
+/**
+ * The monitor's side of a PIN pairing session (CPace initiator,
+ * CPACE-X25519-SHA512). It keeps its secret scalar for the session's life, so
+ * the same `share` serves every attempt; call `destroy()` when the session ends
+ * (the secret is wiped then, or when the object is garbage-collected).
+ */
+export declare class PinPakeInitiator {
+  /**
+   * Starts a session. `pin`: exactly 6 ASCII digits; `sessionId`: the
+   * `pairingSessionId` (1 to 256 UTF-8 bytes); fingerprints: 64 hex
+   * characters (SHA-256 of the certificates as observed in TLS).
+   * Throws `ERR_INVALID_ARG` for a malformed argument.
+   */
+  static start(pin: string, sessionId: string, monitorFingerprint: string, listenerFingerprint: string): PinPakeInitiator
+  /** The monitor's CPace share Ya (32 bytes) for `PIN_REQUIRED.pakeMsgA`. */
+  get share(): Buffer
+  /**
+   * Derives both tags from the listener's share Yb (`PIN_SUBMIT.pakeMsgB`)
+   * and the transcript's JCS bytes; compare `listenerTag` with the received
+   * `authTag` using `tagsEqual`. Throws `ERR_PAKE_INVALID_POINT` for a share
+   * that is not 32 bytes or is a low-order point, `ERR_PAKE_DESTROYED` after
+   * `destroy()`.
+   */
+  confirm(peerShare: Buffer, transcript: Buffer): PinTags
+  /** Wipes the secret scalar; later `confirm` calls throw `ERR_PAKE_DESTROYED`. */
+  destroy(): void
+}
+
 /** A bound address. */
 export interface AddressInfo {
   host: string
   port: number
 }
+
+/**
+ * RFC 8785 canonical JSON bytes of a flat object whose own enumerable members
+ * are all strings (the Rust canonicalizer, for cross-checking the TypeScript
+ * one). Throws `ERR_INVALID_ARG` for a non-string member value or a string
+ * holding a lone surrogate.
+ */
+export declare function canonicalStringObject(obj: Record<string, string>): Buffer
 
 /** Counters of an endpoint. */
 export interface EndpointStats {
@@ -123,6 +159,8 @@ export interface NativeEvent {
   connId?: number
   payload?: Buffer
   peerFingerprint?: string
+  /** The peer's certificate DER ('connection' | 'connected'). */
+  peerCertDer?: Buffer
   peerKnown?: boolean
   remoteHost?: string
   remotePort?: number
@@ -135,3 +173,40 @@ export interface NativeEvent {
   expected?: string
   actual?: string
 }
+
+/**
+ * The listener's side of a PIN pairing (CPace responder): from the monitor's
+ * share Ya (`PIN_REQUIRED.pakeMsgA`), the PIN the user typed and the
+ * transcript's JCS bytes, returns the listener's share Yb and both tags. The
+ * secret scalar is wiped before returning. Throws `ERR_INVALID_ARG` for a
+ * malformed PIN, session id or fingerprint, `ERR_PAKE_INVALID_POINT` for a
+ * share that is not 32 bytes or is a low-order point.
+ */
+export declare function pinPakeRespond(pin: string, sessionId: string, monitorFingerprint: string, listenerFingerprint: string, peerShare: Buffer, transcript: Buffer): PinPakeResponse
+
+/** The listener's result of `pinPakeRespond`. */
+export interface PinPakeResponse {
+  /** The listener's CPace share Yb (32 bytes) for `PIN_SUBMIT.pakeMsgB`. */
+  share: Buffer
+  /** The listener's tag (`PIN_SUBMIT.authTag`). */
+  listenerTag: Buffer
+  /** The tag the monitor must send in `PAIR_ACCEPTED.authTag`; compare with `tagsEqual`. */
+  monitorTag: Buffer
+}
+
+/**
+ * The two key-confirmation tags of a PIN pairing, each HMAC-SHA256 (32 bytes)
+ * over the JCS bytes of the pairing transcript.
+ */
+export interface PinTags {
+  /** The listener's tag (`PIN_SUBMIT.authTag`). */
+  listenerTag: Buffer
+  /** The monitor's tag (`PAIR_ACCEPTED.authTag`). */
+  monitorTag: Buffer
+}
+
+/**
+ * Constant-time equality of two tags (false when the lengths differ; the time
+ * depends only on the lengths).
+ */
+export declare function tagsEqual(a: Buffer, b: Buffer): boolean

@@ -773,8 +773,12 @@ if (
   }
 }
 
-const { NativeEndpoint, fingerprintOf, generateIdentity } = nativeBinding
+const { NativeEndpoint, PinPakeInitiator, canonicalStringObject, fingerprintOf, generateIdentity, pinPakeRespond, tagsEqual } = nativeBinding
 export { NativeEndpoint }
+export { PinPakeInitiator }
+export { canonicalStringObject }
 export { fingerprintOf }
 export { generateIdentity }
+export { pinPakeRespond }
+export { tagsEqual }
 export const __napiBindingTarget = __napiLoadedBindingTarget

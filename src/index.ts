@@ -1,6 +1,7 @@
-// Public API of cribcall-quic. The transport layer (QUIC endpoint, pinned mutual TLS,
-// framed control stream) is what exists today; the control-channel and pairing layers
-// are built on top of it.
+// Public API of cribcall-quic: the transport layer (QUIC endpoint, pinned mutual TLS,
+// framed control stream) and, on top of it, the control-channel protocol layer
+// (canonical JSON, strict parsing, message schemas, gating, ControlChannel). Pairing is
+// built on top of these.
 export {
   AbortError,
   AppErrorCode,
@@ -45,4 +46,138 @@ export {
   type Identity,
   type KeyType,
 } from './transport/identity.js'
-export { TypedEmitter, type EventMap, type Listener } from './transport/emitter.js'
+export { TypedEmitter, type EventMap, type Listener as EventListener } from './transport/emitter.js'
+
+// Control-channel protocol layer (SPEC.md §3–§6): canonical JSON, strict parsing,
+// message schemas, gating and the typed ControlChannel.
+export {
+  ControlChannel,
+  ERROR_CLOSE_DELAY_MS,
+  type ChannelRole,
+  type ConnectChannelOptions,
+  type ControlChannelEvents,
+  type ControlChannelOptions,
+  type PingOptions,
+  type Trust,
+} from './protocol/control-channel.js'
+export { judgeFrame, maySend, peerRole, type GateState, type Verdict } from './protocol/gating.js'
+export {
+  ERROR_NAMES,
+  ErrorCode,
+  LIMITS,
+  MESSAGE_RULES,
+  MESSAGE_SCHEMAS,
+  MESSAGE_TYPES,
+  isMessageType,
+  messagesJsonSchema,
+  schemaError,
+  DeviceId,
+  EndStream,
+  ErrorMessage,
+  Fingerprint,
+  IceCandidate,
+  NoiseEvent,
+  PairAccepted,
+  PairRejectReason,
+  PairRejected,
+  PairRequest,
+  PinPairingInit,
+  PinRequired,
+  PinStream,
+  PinSubmit,
+  PinTranscript,
+  Ping,
+  Pong,
+  StartStreamRequest,
+  StartStreamResponse,
+  WebrtcAnswer,
+  WebrtcIce,
+  WebrtcOffer,
+  type EndStreamMessage,
+  type ErrorFrameMessage,
+  type ErrorName,
+  type Message,
+  type MessageOf,
+  type MessageType,
+  type NoiseEventMessage,
+  type PairAcceptedMessage,
+  type PairRejectedMessage,
+  type PairRequestMessage,
+  type PingMessage,
+  type PinPairingInitMessage,
+  type PinRequiredMessage,
+  type PinStreamMessage,
+  type PinSubmitMessage,
+  type PinTranscriptObject,
+  type PongMessage,
+  type Sender,
+  type StartStreamRequestMessage,
+  type StartStreamResponseMessage,
+  type WebrtcAnswerMessage,
+  type WebrtcIceMessage,
+  type WebrtcOfferMessage,
+} from './protocol/messages.js'
+export {
+  InvalidMessageError,
+  IteratorOverflowError,
+  NotAllowedError,
+  ProtocolError,
+  SessionConflictError,
+} from './protocol/errors.js'
+export {
+  CANONICAL_MAX_DEPTH,
+  CanonicalizationError,
+  canonicalBytes,
+  canonicalString,
+  type CanonicalizationReason,
+} from './protocol/canonical.js'
+export {
+  DEFAULT_MAX_DEPTH,
+  MalformedJsonError,
+  parseStrictJson,
+  type MalformedJsonReason,
+  type StrictJsonOptions,
+} from './protocol/strict-json.js'
+// ---- stores, pairing and roles
+export {
+  FileTrustStore,
+  MemoryTrustStore,
+  TrustStoreError,
+  checkTrustEntry,
+  type TrustEntry,
+  type TrustStore,
+  type TrustStoreEvents,
+} from './store/trust-store.js'
+export { IdentityFileError, loadOrCreateIdentity, type LoadIdentityOptions } from './store/identity-store.js'
+export { LockTimeoutError } from './store/fs-atomic.js'
+export {
+  DEFAULT_MONITOR_PORT,
+  QrPayloadError,
+  QrPayloadSchema,
+  buildQrPayload,
+  parseQrPayload,
+  type QrPayload,
+  type QrPayloadInput,
+} from './pairing/qr.js'
+export { PinRules, isTrivialPin, randomPin, type PinRulesOptions, type PinSessionInfo } from './pairing/pin-session.js'
+export { PinInitiator, respondPin, tagsEqual, transcriptBytes, type PinTags } from './pairing/pin.js'
+export {
+  Monitor,
+  type MonitorEvents,
+  type MonitorOptions,
+  type OpenPairingOptions,
+  type PairingRequestInfo,
+} from './roles/monitor.js'
+export {
+  Listener,
+  ListenerChannel,
+  NotPairedError,
+  PairingFailedError,
+  PairingRejectedError,
+  type ListenerChannelEvents,
+  type ListenerEvents,
+  type ListenerOptions,
+  type PairTarget,
+  type PinPromptInfo,
+  type ReconnectOptions,
+} from './roles/listener.js'

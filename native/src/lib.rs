@@ -14,6 +14,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod pake;
+
 /// The `code` a thrown error carries (napi-rs puts the status in `error.code`).
 pub struct Code(&'static str);
 
@@ -160,6 +162,8 @@ pub struct NativeEvent {
     pub conn_id: Option<u32>,
     pub payload: Option<Buffer>,
     pub peer_fingerprint: Option<String>,
+    /// The peer's certificate DER ('connection' | 'connected').
+    pub peer_cert_der: Option<Buffer>,
     pub peer_known: Option<bool>,
     pub remote_host: Option<String>,
     pub remote_port: Option<u32>,
@@ -180,6 +184,7 @@ impl NativeEvent {
             conn_id: None,
             payload: None,
             peer_fingerprint: None,
+            peer_cert_der: None,
             peer_known: None,
             remote_host: None,
             remote_port: None,
@@ -199,11 +204,13 @@ impl NativeEvent {
             Event::Connection {
                 conn_id,
                 peer_fingerprint,
+                peer_cert,
                 peer_known,
                 remote,
             } => NativeEvent {
                 conn_id: Some(conn_id),
                 peer_fingerprint: Some(peer_fingerprint),
+                peer_cert_der: Some(peer_cert.into()),
                 peer_known: Some(peer_known),
                 remote_host: Some(remote.ip().to_string()),
                 remote_port: Some(remote.port() as u32),
@@ -212,10 +219,12 @@ impl NativeEvent {
             Event::Connected {
                 conn_id,
                 peer_fingerprint,
+                peer_cert,
                 remote,
             } => NativeEvent {
                 conn_id: Some(conn_id),
                 peer_fingerprint: Some(peer_fingerprint),
+                peer_cert_der: Some(peer_cert.into()),
                 peer_known: Some(true),
                 remote_host: Some(remote.ip().to_string()),
                 remote_port: Some(remote.port() as u32),

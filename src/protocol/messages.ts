@@ -32,7 +32,8 @@ const Name = Type.String({ minLength: 1, maxLength: LIMITS.nameMax })
 const PublicKey = Type.String({
   minLength: 4,
   maxLength: LIMITS.publicKeyMax,
-  pattern: '^[A-Za-z0-9+/]+={0,2}$',
+  // Padded base64: whole 4-character groups, '=' only as the padding of the last one.
+  pattern: '^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$',
   description: 'base64 (RFC 4648 §4, padded) of the SubjectPublicKeyInfo DER',
 })
 /** 32 bytes in padded standard base64. */
@@ -83,12 +84,13 @@ export const PinPairingInit = message(
 export const PinRequired = message(
   'PIN_REQUIRED',
   {
+    monitorId: DeviceId,
     pairingSessionId: SessionId,
     pakeMsgA: Base64x32,
     expiresInSec: Type.Integer({ minimum: 1, maximum: LIMITS.expiresInSecMax }),
     maxAttempts: Type.Integer({ minimum: 1, maximum: LIMITS.maxAttemptsMax }),
   },
-  "Monitor opened a PIN session; pakeMsgA is its CPace share.",
+  "Monitor opened a PIN session; pakeMsgA is its CPace share (monitorId: decision, the transcript needs it).",
 )
 export const PinTranscript = Type.Object(
   {

@@ -57,6 +57,7 @@ export interface ConnectionInit {
   connId: number
   role: Role
   peerFingerprint: string
+  peerCertificate: Buffer
   peerKnown: boolean
   remoteAddress: Address
 }
@@ -78,6 +79,8 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   readonly role: Role
   /** SHA-256 fingerprint of the certificate the peer presented in the handshake. */
   readonly peerFingerprint: string
+  /** The peer's certificate (DER) exactly as presented in the handshake. */
+  readonly peerCertificate: Buffer
   /**
    * Server side: whether the client's fingerprint is in the endpoint's known peers
    * (false means the connection was admitted only because acceptUnknown was on).
@@ -103,6 +106,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     this.connId = init.connId
     this.role = init.role
     this.peerFingerprint = init.peerFingerprint
+    this.peerCertificate = init.peerCertificate
     this.peerKnown = init.peerKnown
     this.remoteAddress = Object.freeze({ host: init.remoteAddress.host, port: init.remoteAddress.port })
     this.closed = new Promise<CloseInfo>((resolve) => {

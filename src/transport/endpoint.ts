@@ -570,6 +570,7 @@ export class Endpoint extends TypedEmitter<EndpointEvents> {
       connId,
       role,
       peerFingerprint: event.peerFingerprint ?? '',
+      peerCertificate: event.peerCertDer ?? Buffer.alloc(0),
       peerKnown,
       remoteAddress: { host: event.remoteHost ?? '', port: event.remotePort ?? 0 },
     })

@@ -8,8 +8,12 @@
  */
 import {
   NativeEndpoint,
+  PinPakeInitiator,
+  canonicalStringObject as nativeCanonicalStringObject,
   generateIdentity as nativeGenerateIdentity,
   fingerprintOf as nativeFingerprintOf,
+  pinPakeRespond as nativePinPakeRespond,
+  tagsEqual as nativeTagsEqual,
 } from '../../index.js'
 import type {
   EndpointStats as NativeEndpointStats,
@@ -31,6 +35,62 @@ export type NativeEventsCallback = (first: unknown, second?: unknown) => void
 export function generateIdentity(options: NativeIdentityOptions): NativeIdentity {
   try {
     return nativeGenerateIdentity(options)
+  } catch (error) {
+    throw fromNative(error)
+  }
+}
+
+export type { PinPakeInitiator }
+
+/** Monitor side of a CPace PIN session (the scalar stays in Rust). */
+export function startPinPake(pin: string, sessionId: string, monitorFingerprint: string, listenerFingerprint: string): PinPakeInitiator {
+  try {
+    return PinPakeInitiator.start(pin, sessionId, monitorFingerprint, listenerFingerprint)
+  } catch (error) {
+    throw fromNative(error)
+  }
+}
+
+export function confirmPinPake(initiator: PinPakeInitiator, peerShare: Buffer, transcript: Buffer): { listenerTag: Buffer; monitorTag: Buffer } {
+  try {
+    return initiator.confirm(peerShare, transcript)
+  } catch (error) {
+    throw fromNative(error)
+  }
+}
+
+export function destroyPinPake(initiator: PinPakeInitiator): void {
+  try {
+    initiator.destroy()
+  } catch (error) {
+    throw fromNative(error)
+  }
+}
+
+export function respondPinPake(
+  pin: string,
+  sessionId: string,
+  monitorFingerprint: string,
+  listenerFingerprint: string,
+  peerShare: Buffer,
+  transcript: Buffer,
+): { share: Buffer; listenerTag: Buffer; monitorTag: Buffer } {
+  try {
+    return nativePinPakeRespond(pin, sessionId, monitorFingerprint, listenerFingerprint, peerShare, transcript)
+  } catch (error) {
+    throw fromNative(error)
+  }
+}
+
+/** Constant-time comparison (Rust). */
+export function tagsEqual(a: Buffer, b: Buffer): boolean {
+  return nativeTagsEqual(a, b)
+}
+
+/** The Rust JCS of a flat string object (used to prove TS and Rust agree byte for byte). */
+export function canonicalStringObject(obj: Record<string, string>): Buffer {
+  try {
+    return nativeCanonicalStringObject(obj)
   } catch (error) {
     throw fromNative(error)
   }

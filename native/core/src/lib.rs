@@ -8,8 +8,10 @@
 //! - [`codes`]: application error codes shared with the protocol.
 
 pub mod codes;
+pub mod cpace;
 pub mod ct;
 pub mod framing;
 pub mod identity;
+pub mod jcs;
 pub mod limits;
 pub mod tls;

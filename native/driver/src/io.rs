@@ -556,6 +556,7 @@ impl Io {
                     return;
                 };
                 let fp = fingerprint_hex(peer);
+                let peer_cert = peer.to_vec();
                 c.reported = true;
                 self.shared
                     .stats
@@ -572,6 +573,7 @@ impl Io {
                     self.events.push(Event::Connection {
                         conn_id: id,
                         peer_fingerprint: fp,
+                        peer_cert,
                         peer_known: known,
                         remote: c.remote,
                     });
@@ -579,6 +581,7 @@ impl Io {
                     self.events.push(Event::Connected {
                         conn_id: id,
                         peer_fingerprint: fp,
+                        peer_cert,
                         remote: c.remote,
                     });
                 }

@@ -85,6 +85,8 @@ pub enum Event {
     Connection {
         conn_id: u32,
         peer_fingerprint: String,
+        /// The peer's certificate DER exactly as received in the handshake.
+        peer_cert: Vec<u8>,
         peer_known: bool,
         remote: SocketAddr,
     },
@@ -92,6 +94,7 @@ pub enum Event {
     Connected {
         conn_id: u32,
         peer_fingerprint: String,
+        peer_cert: Vec<u8>,
         remote: SocketAddr,
     },
     ConnectFailed {

@@ -470,3 +470,28 @@ fn ipv6_loopback_and_one_socket_serving_and_dialing() {
         .unwrap_err();
     assert_eq!(err.code(), "ERR_INVALID_ARG");
 }
+
+/// Rough latency probe (run with `cargo test --release -- --ignored --nocapture pingpong`).
+#[test]
+#[ignore]
+fn pingpong_latency_probe() {
+    let (server, client, _, _, s, c) = pair(KeyType::P256, KeyType::P256);
+    let n = 5000;
+    let mut rtts = Vec::with_capacity(n);
+    for i in 0..n + 200 {
+        let t0 = Instant::now();
+        client.handle.send(c, PING).unwrap();
+        server.wait("f", |e| matches!(e, Event::Frame { .. }));
+        server.handle.send(s, PING).unwrap();
+        client.wait("f", |e| matches!(e, Event::Frame { .. }));
+        if i >= 200 {
+            rtts.push(t0.elapsed().as_micros() as u64);
+        }
+    }
+    rtts.sort();
+    println!(
+        "rust-only RTT median {} us p99 {} us",
+        rtts[n / 2],
+        rtts[n * 99 / 100]
+    );
+}

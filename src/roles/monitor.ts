@@ -1,0 +1,519 @@
+// The Monitor role: a QUIC server that admits paired listeners, runs the pairing
+// window (QR and CPace PIN), pushes NOISE_EVENTs and enforces revocation.
+import { X509Certificate } from 'node:crypto'
+import { ControlChannel } from '../protocol/control-channel.js'
+import { ErrorCode, type Message, type PairRequestMessage, type PinPairingInitMessage, type PinSubmitMessage } from '../protocol/messages.js'
+import { buildQrPayload, DEFAULT_MONITOR_PORT } from '../pairing/qr.js'
+import { PinInitiator, decodeB64x32, tagsEqual, transcriptBytes } from '../pairing/pin.js'
+import { PinRules, type PinRulesOptions, type PinSessionInfo } from '../pairing/pin-session.js'
+import type { TrustEntry, TrustStore } from '../store/trust-store.js'
+import { Endpoint, type EndpointOptions } from '../transport/endpoint.js'
+import type { Connection } from '../transport/connection.js'
+import { TypedEmitter } from '../transport/emitter.js'
+import { CribcallError, InvalidArgumentError } from '../transport/errors.js'
+import type { Identity } from '../transport/identity.js'
+
+export interface MonitorOptions {
+  readonly identity: Identity
+  readonly trustStore: TrustStore
+  /** Default '0.0.0.0'. */
+  readonly host?: string
+  /** Default 48080; 0 picks a free port. */
+  readonly port?: number
+  /** Shown to listeners (QR payload); 1–64 characters. */
+  readonly name: string
+  /** Extra endpoint settings (timeouts, limits). */
+  readonly endpoint?: Omit<EndpointOptions, 'host' | 'port' | 'identity'>
+  /** PIN rules (expiry, attempts, lockout) and an injectable clock for tests. */
+  readonly pin?: PinRulesOptions
+  readonly signal?: AbortSignal
+}
+
+export interface PairingRequestInfo {
+  readonly method: 'qr' | 'pin'
+  readonly listenerId: string
+  readonly listenerName: string
+  readonly fingerprint: string
+  readonly publicKey: string
+  readonly remoteAddress: { readonly host: string; readonly port: number }
+}
+
+export interface OpenPairingOptions {
+  /** How long the window stays open (default 120 s). */
+  readonly durationMs?: number
+  /** Allow PIN pairing in this window (default true when onPin is given). */
+  readonly allowPin?: boolean
+  /** Allow QR pairing (PAIR_REQUEST) in this window (default true). */
+  readonly allowQr?: boolean
+  /** Called with the PIN to show when a listener starts PIN pairing. Never log it. */
+  readonly onPin?: (pin: string, session: Omit<PinSessionInfo, 'pin'>) => void
+  /** The application's approval of a pairing (default: approve). */
+  readonly approve?: (request: PairingRequestInfo) => boolean | Promise<boolean>
+}
+
+export type MonitorEvents = {
+  /** A listener's control channel is up (trusted: paired; pairing-only: pairing). */
+  'listener-connected': [info: { channel: ControlChannel; entry: TrustEntry | undefined }]
+  'listener-disconnected': [info: { channel: ControlChannel; entry: TrustEntry | undefined; code: number; reason: string }]
+  paired: [info: { entry: TrustEntry; method: 'qr' | 'pin'; channel: ControlChannel }]
+  'pairing-failed': [info: { method: 'qr' | 'pin'; reason: string; fingerprint: string }]
+  revoked: [entry: TrustEntry]
+  'pairing-opened': [info: { until: number; allowPin: boolean; allowQr: boolean }]
+  'pairing-closed': [info: { reason: 'timeout' | 'closed' | 'locked' }]
+  /** Every accepted message of a trusted listener channel. */
+  message: [info: { channel: ControlChannel; message: Message }]
+  error: [error: CribcallError]
+}
+
+interface Window {
+  until: number
+  timer: NodeJS.Timeout
+  allowPin: boolean
+  allowQr: boolean
+  onPin: OpenPairingOptions['onPin']
+  approve: OpenPairingOptions['approve']
+}
+
+interface PinState {
+  session: PinSessionInfo
+  initiator: PinInitiator
+  channel: ControlChannel
+}
+
+function publicKeyOf(certDer: Buffer): string {
+  return new X509Certificate(certDer).publicKey.export({ type: 'spki', format: 'der' }).toString('base64')
+}
+
+function hostPort(a: { host: string; port: number }): string {
+  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`
+}
+
+export class Monitor extends TypedEmitter<MonitorEvents> {
+  readonly identity: Identity
+  readonly name: string
+  readonly trustStore: TrustStore
+  readonly #endpoint: Endpoint
+  readonly #channels = new Set<ControlChannel>()
+  readonly #pinRules: PinRules
+  #window: Window | undefined
+  #pin: PinState | undefined
+  #closed = false
+  readonly #onRevoked: (entry: TrustEntry) => void
+  readonly #onChange: () => void
+
+  private constructor(options: MonitorOptions, endpoint: Endpoint) {
+    super()
+    this.identity = options.identity
+    this.name = options.name
+    this.trustStore = options.trustStore
+    this.#endpoint = endpoint
+    this.#pinRules = new PinRules(options.pin)
+    this.#onRevoked = (entry) => this.#handleRevoked(entry)
+    this.#onChange = () => this.#syncKnownPeers()
+    this.trustStore.on('revoked', this.#onRevoked)
+    this.trustStore.on('change', this.#onChange)
+    this.#syncKnownPeers()
+    endpoint.on('connection', (conn) => this.#onConnection(conn))
+    endpoint.on('error', (e) => this.#error(e))
+    endpoint.listen({ acceptUnknown: false })
+  }
+
+  /** Binds the monitor's endpoint and starts accepting paired listeners. */
+  static async start(options: MonitorOptions): Promise<Monitor> {
+    if (options === null || typeof options !== 'object') throw new InvalidArgumentError('Monitor.start options must be an object')
+    if (typeof options.name !== 'string' || options.name.length === 0 || [...options.name].length > 64) {
+      throw new InvalidArgumentError('name must be 1–64 characters')
+    }
+    if (options.trustStore === undefined) throw new InvalidArgumentError('trustStore is required')
+    const endpoint = await Endpoint.bind({
+      ...options.endpoint,
+      host: options.host ?? '0.0.0.0',
+      port: options.port ?? DEFAULT_MONITOR_PORT,
+      identity: options.identity,
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    })
+    return new Monitor(options, endpoint)
+  }
+
+  get address(): { host: string; port: number } {
+    return this.#endpoint.address
+  }
+
+  get endpoint(): Endpoint {
+    return this.#endpoint
+  }
+
+  get deviceId(): string {
+    return this.identity.deviceId
+  }
+
+  get fingerprint(): string {
+    return this.identity.fingerprint
+  }
+
+  /** Live listener channels (trusted and pairing-only). */
+  get channels(): readonly ControlChannel[] {
+    return [...this.#channels]
+  }
+
+  get isPairingOpen(): boolean {
+    return this.#window !== undefined
+  }
+
+  /** The canonical `monitor_pair_v1` JSON to show as a QR code. */
+  pairingQrPayload(): string {
+    return buildQrPayload({
+      monitorId: this.identity.deviceId,
+      monitorName: this.name,
+      monitorCertFingerprint: this.identity.fingerprint,
+      monitorPublicKey: this.identity.publicKey,
+      defaultPort: this.address.port === 0 ? DEFAULT_MONITOR_PORT : this.address.port,
+    })
+  }
+
+  /**
+   * Opens the pairing window: unknown client certificates are admitted (pairing-only)
+   * until it closes. Reopening also clears a PIN lockout.
+   */
+  openPairing(options: OpenPairingOptions = {}): void {
+    this.#assertOpen()
+    const durationMs = options.durationMs ?? 120_000
+    if (!Number.isInteger(durationMs) || durationMs <= 0) throw new InvalidArgumentError('durationMs must be a positive integer')
+    if (this.#window !== undefined) clearTimeout(this.#window.timer)
+    const allowPin = options.allowPin ?? true
+    const allowQr = options.allowQr ?? true
+    const timer = setTimeout(() => this.#closePairing('timeout'), durationMs)
+    timer.unref()
+    this.#window = { until: Date.now() + durationMs, timer, allowPin, allowQr, onPin: options.onPin, approve: options.approve }
+    if (allowPin) this.#pinRules.open()
+    else this.#pinRules.close()
+    this.#endpoint.setAcceptUnknown(true)
+    this.#emit('pairing-opened', [{ until: this.#window.until, allowPin, allowQr }])
+  }
+
+  /** Closes the pairing window: unknown certificates fail the handshake again. */
+  closePairing(): void {
+    this.#closePairing('closed')
+  }
+
+  /** Sends a NOISE_EVENT to every trusted listener; returns how many got it. */
+  broadcastNoise(event: { peakLevel: number; timestamp?: number }): number {
+    this.#assertOpen()
+    const message: Message = {
+      type: 'NOISE_EVENT',
+      monitorId: this.identity.deviceId,
+      timestamp: event.timestamp ?? Date.now(),
+      peakLevel: event.peakLevel,
+    }
+    const trusted = [...this.#channels].filter((c) => c.trust === 'trusted' && !c.isClosed)
+    return ControlChannel.broadcast(message, trusted)
+  }
+
+  /** Revokes a paired listener: removed from the store, its live channels closed (UNAUTHORIZED). */
+  async revoke(deviceId: string): Promise<TrustEntry | undefined> {
+    return this.trustStore.revoke(deviceId)
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#closePairing('closed')
+    this.trustStore.off('revoked', this.#onRevoked)
+    this.trustStore.off('change', this.#onChange)
+    await this.#endpoint.close()
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
+  }
+
+  // ---- internals ----
+
+  #assertOpen(): void {
+    if (this.#closed) throw new CribcallError('ERR_MONITOR_CLOSED', 'the monitor is closed')
+  }
+
+  #emit<K extends keyof MonitorEvents>(event: K, args: MonitorEvents[K]): void {
+    this.emitSafe(event, args, (failure) =>
+      this.#error(new CribcallError('ERR_HANDLER', `a '${String(event)}' listener failed: ${String(failure)}`, { cause: failure })),
+    )
+  }
+
+  #error(e: CribcallError): void {
+    if (!this.emitSafe('error', [e], () => undefined)) {
+      process.emitWarning(`cribcall-quic monitor: ${e.message}`)
+    }
+  }
+
+  #syncKnownPeers(): void {
+    if (this.#closed) return
+    try {
+      this.#endpoint.setKnownPeers(this.trustStore.list().filter((e) => e.role === 'listener').map((e) => e.fingerprint))
+    } catch (e) {
+      this.#error(e instanceof CribcallError ? e : new CribcallError('ERR_INTERNAL', String(e)))
+    }
+  }
+
+  #closePairing(reason: 'timeout' | 'closed' | 'locked'): void {
+    const w = this.#window
+    this.#endPin()
+    this.#pinRules.close()
+    if (w === undefined) return
+    clearTimeout(w.timer)
+    this.#window = undefined
+    if (!this.#closed) this.#endpoint.setAcceptUnknown(false)
+    // Pairing-only channels have no business left.
+    for (const c of this.#channels) {
+      if (c.trust === 'pairing-only') c.close(ErrorCode.UNAUTHORIZED, 'pairing closed').catch(() => undefined)
+    }
+    this.#emit('pairing-closed', [{ reason }])
+  }
+
+  #endPin(): void {
+    if (this.#pin !== undefined) {
+      this.#pin.initiator.destroy()
+      this.#pin = undefined
+    }
+    this.#pinRules.end()
+  }
+
+  #handleRevoked(entry: TrustEntry): void {
+    this.#syncKnownPeers()
+    for (const c of this.#channels) {
+      if (c.peerFingerprint === entry.fingerprint) c.close(ErrorCode.UNAUTHORIZED, 'revoked').catch(() => undefined)
+    }
+    this.#emit('revoked', [entry])
+  }
+
+  #onConnection(conn: Connection): void {
+    const known = this.trustStore.findByFingerprint(conn.peerFingerprint)
+    const trusted = known !== undefined && known.role === 'listener'
+    if (!trusted && this.#window === undefined) {
+      // Admitted by a race with closePairing(): refuse.
+      conn.close(ErrorCode.UNAUTHORIZED, 'pairing closed').catch(() => undefined)
+      return
+    }
+    const channel = ControlChannel.accept(conn, { trust: trusted ? 'trusted' : 'pairing-only' })
+    this.#channels.add(channel)
+    channel.on('error', (e) => {
+      if (e.code !== 'ERR_HANDLER') return // peer misbehaviour is answered in band already
+      this.#error(e)
+    })
+    channel.on('message', (message) => this.#onMessage(channel, message))
+    channel.on('close', (info) => {
+      this.#channels.delete(channel)
+      if (this.#pin?.channel === channel) this.#endPin()
+      this.#emit('listener-disconnected', [
+        { channel, entry: this.trustStore.findByFingerprint(channel.peerFingerprint), code: info.code, reason: info.reason },
+      ])
+    })
+    if (trusted) {
+      this.trustStore
+        .touch(known.deviceId, { lastSeenAt: Date.now(), lastAddress: hostPort(conn.remoteAddress) })
+        .catch((e: unknown) => this.#error(e instanceof CribcallError ? e : new CribcallError('ERR_TRUST_STORE', String(e))))
+    }
+    this.#emit('listener-connected', [{ channel, entry: known }])
+  }
+
+  #onMessage(channel: ControlChannel, message: Message): void {
+    if (channel.trust === 'trusted') {
+      this.#emit('message', [{ channel, message }])
+      return
+    }
+    const run = async (): Promise<void> => {
+      switch (message.type) {
+        case 'PAIR_REQUEST':
+          return this.#onPairRequest(channel, message)
+        case 'PIN_PAIRING_INIT':
+          return this.#onPinInit(channel, message)
+        case 'PIN_SUBMIT':
+          return this.#onPinSubmit(channel, message)
+        default:
+          return
+      }
+    }
+    run().catch((e: unknown) => {
+      this.#error(e instanceof CribcallError ? e : new CribcallError('ERR_INTERNAL', `pairing failed: ${String(e)}`, { cause: e }))
+      this.#safeSend(channel, { type: 'PAIR_REJECTED', reason: 'INTERNAL_ERROR' })
+    })
+  }
+
+  #safeSend(channel: ControlChannel, message: Message): void {
+    try {
+      if (!channel.isClosed) channel.send(message)
+    } catch {
+      // closed meanwhile
+    }
+  }
+
+  #refuseIdentity(channel: ControlChannel, method: 'qr' | 'pin', detail: string): void {
+    this.#emit('pairing-failed', [{ method, reason: detail, fingerprint: channel.peerFingerprint }])
+    this.#safeSend(channel, { type: 'ERROR', code: ErrorCode.UNAUTHORIZED, error: 'UNAUTHORIZED', message: detail })
+    channel.close(ErrorCode.UNAUTHORIZED, 'UNAUTHORIZED').catch(() => undefined)
+  }
+
+  async #approve(info: PairingRequestInfo): Promise<boolean> {
+    const approve = this.#window?.approve
+    if (approve === undefined) return true
+    try {
+      return (await approve(info)) === true
+    } catch (e) {
+      this.#error(new CribcallError('ERR_HANDLER', `approve() failed: ${String(e)}`, { cause: e }))
+      return false
+    }
+  }
+
+  async #store(channel: ControlChannel, info: PairingRequestInfo): Promise<TrustEntry> {
+    const entry: TrustEntry = {
+      deviceId: info.listenerId.toLowerCase(),
+      name: info.listenerName,
+      fingerprint: channel.peerFingerprint,
+      publicKey: info.publicKey,
+      role: 'listener',
+      pairedAt: Date.now(),
+      lastSeenAt: Date.now(),
+      lastAddress: hostPort(channel.connection.remoteAddress),
+    }
+    await this.trustStore.put(entry)
+    return this.trustStore.get(entry.deviceId) ?? entry
+  }
+
+  async #onPairRequest(channel: ControlChannel, m: PairRequestMessage): Promise<void> {
+    const w = this.#window
+    if (w === undefined || !w.allowQr) {
+      this.#safeSend(channel, { type: 'PAIR_REJECTED', reason: 'NOT_PAIRING' })
+      return
+    }
+    if (m.listenerCertFingerprint !== channel.peerFingerprint) {
+      return this.#refuseIdentity(channel, 'qr', 'listenerCertFingerprint is not the certificate presented in TLS')
+    }
+    const certKey = publicKeyOf(channel.connection.peerCertificate)
+    if (m.listenerPublicKey !== certKey) {
+      return this.#refuseIdentity(channel, 'qr', 'listenerPublicKey is not the key of the certificate presented in TLS')
+    }
+    const info: PairingRequestInfo = {
+      method: 'qr',
+      listenerId: m.listenerId,
+      listenerName: m.listenerName,
+      fingerprint: channel.peerFingerprint,
+      publicKey: certKey,
+      remoteAddress: channel.connection.remoteAddress,
+    }
+    if (!(await this.#approve(info))) {
+      this.#emit('pairing-failed', [{ method: 'qr', reason: 'not approved', fingerprint: channel.peerFingerprint }])
+      this.#safeSend(channel, { type: 'PAIR_REJECTED', reason: 'NOT_PAIRING' })
+      return
+    }
+    if (channel.isClosed) return
+    const entry = await this.#store(channel, info)
+    this.#safeSend(channel, { type: 'PAIR_ACCEPTED', monitorId: this.identity.deviceId })
+    channel.upgradeTrust()
+    this.#emit('paired', [{ entry, method: 'qr', channel }])
+  }
+
+  async #onPinInit(channel: ControlChannel, m: PinPairingInitMessage): Promise<void> {
+    if (m.listenerCertFingerprint !== channel.peerFingerprint) {
+      return this.#refuseIdentity(channel, 'pin', 'listenerCertFingerprint is not the certificate presented in TLS')
+    }
+    const started = this.#pinRules.start({
+      fingerprint: channel.peerFingerprint,
+      listenerId: m.listenerId,
+      listenerName: m.listenerName,
+    })
+    if (!started.ok) {
+      if (started.reason === 'CONFLICT') {
+        this.#safeSend(channel, {
+          type: 'ERROR',
+          code: ErrorCode.CONFLICT,
+          error: 'CONFLICT',
+          message: 'another PIN pairing session is in progress',
+          inReplyTo: 'PIN_PAIRING_INIT',
+        })
+      } else {
+        this.#safeSend(channel, { type: 'PAIR_REJECTED', reason: started.reason })
+      }
+      return
+    }
+    const session = started.session
+    const initiator = new PinInitiator(session.pin, session.pairingSessionId, this.identity.fingerprint, channel.peerFingerprint)
+    if (this.#pin !== undefined) this.#pin.initiator.destroy()
+    this.#pin = { session, initiator, channel }
+    const { pin, ...publicInfo } = session
+    const onPin = this.#window?.onPin
+    if (onPin !== undefined) {
+      try {
+        onPin(pin, publicInfo)
+      } catch (e) {
+        this.#error(new CribcallError('ERR_HANDLER', `onPin failed: ${String(e)}`, { cause: e }))
+      }
+    }
+    this.#safeSend(channel, {
+      type: 'PIN_REQUIRED',
+      monitorId: this.identity.deviceId,
+      pairingSessionId: session.pairingSessionId,
+      pakeMsgA: initiator.share.toString('base64'),
+      expiresInSec: session.expiresInSec,
+      maxAttempts: session.maxAttempts,
+    })
+  }
+
+  async #onPinSubmit(channel: ControlChannel, m: PinSubmitMessage): Promise<void> {
+    const state = this.#pin
+    const check = this.#pinRules.check(m.pairingSessionId)
+    if (!check.ok || state === undefined || state.channel !== channel) {
+      if (!check.ok && check.reason === 'EXPIRED') this.#endPin()
+      this.#safeSend(channel, { type: 'PAIR_REJECTED', reason: check.ok ? 'EXPIRED' : check.reason })
+      return
+    }
+    const session = check.session
+    const t = m.transcript
+    const consistent =
+      t.pairingSessionId === session.pairingSessionId &&
+      t.monitorId === this.identity.deviceId &&
+      t.monitorCertFingerprint === this.identity.fingerprint &&
+      t.listenerCertFingerprint === channel.peerFingerprint &&
+      t.listenerId === session.listenerId &&
+      t.listenerPublicKey === publicKeyOf(channel.connection.peerCertificate)
+    let ok = false
+    const share = decodeB64x32(m.pakeMsgB)
+    const tag = decodeB64x32(m.authTag)
+    let monitorTag: Buffer | undefined
+    if (consistent && share !== undefined && tag !== undefined) {
+      try {
+        const tags = state.initiator.confirm(share, transcriptBytes(t))
+        ok = tagsEqual(tags.listenerTag, tag)
+        monitorTag = tags.monitorTag
+      } catch {
+        ok = false // invalid point: a failed attempt like a wrong tag
+      }
+    }
+    if (!ok) {
+      const r = this.#pinRules.fail()
+      this.#emit('pairing-failed', [
+        { method: 'pin', reason: consistent ? 'wrong PIN or confirmation tag' : 'transcript does not match the TLS identities', fingerprint: channel.peerFingerprint },
+      ])
+      if (r.sessionDead) this.#endPin()
+      this.#safeSend(channel, { type: 'PAIR_REJECTED', reason: r.locked ? 'LOCKED' : 'INVALID_PIN' })
+      if (r.locked) this.#closePairing('locked')
+      return
+    }
+    const info: PairingRequestInfo = {
+      method: 'pin',
+      listenerId: session.listenerId,
+      listenerName: session.listenerName,
+      fingerprint: channel.peerFingerprint,
+      publicKey: t.listenerPublicKey,
+      remoteAddress: channel.connection.remoteAddress,
+    }
+    this.#endPin()
+    if (!(await this.#approve(info))) {
+      this.#safeSend(channel, { type: 'PAIR_REJECTED', reason: 'NOT_PAIRING' })
+      return
+    }
+    if (channel.isClosed || monitorTag === undefined) return
+    const entry = await this.#store(channel, info)
+    this.#safeSend(channel, { type: 'PAIR_ACCEPTED', monitorId: this.identity.deviceId, authTag: monitorTag.toString('base64') })
+    channel.upgradeTrust()
+    this.#emit('paired', [{ entry, method: 'pin', channel }])
+  }
+}
