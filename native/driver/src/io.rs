@@ -50,6 +50,27 @@ pub struct Io {
     /// A connection still had readable data when its read budget ran out.
     more_to_read: bool,
     keylog: Option<std::path::PathBuf>,
+    qlog_dir: Option<std::path::PathBuf>,
+}
+
+/// `CRIBCALL_LOG=debug` (or `1`) prints connection lifecycle lines to stderr.
+/// Never prints keys, PINs or payloads.
+fn debug_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| {
+        matches!(
+            std::env::var("CRIBCALL_LOG").as_deref(),
+            Ok("1") | Ok("debug") | Ok("trace")
+        )
+    })
+}
+
+macro_rules! debug_log {
+    ($($arg:tt)*) => {
+        if debug_enabled() {
+            eprintln!("[cribcall-quic] {}", format!($($arg)*));
+        }
+    };
 }
 
 fn base_quiche_config(
@@ -106,6 +127,8 @@ impl Io {
         )?;
         let server_config = base_quiche_config(server_builder, &config, true)?;
         let keylog = std::env::var_os("SSLKEYLOGFILE").map(std::path::PathBuf::from);
+        let qlog_dir = std::env::var_os("QLOGDIR").map(std::path::PathBuf::from);
+        debug_log!("endpoint bound to {local}");
         Ok((
             Io {
                 poll,
@@ -127,6 +150,7 @@ impl Io {
                 shutting_down: false,
                 more_to_read: false,
                 keylog,
+                qlog_dir,
             },
             waker,
             local,
@@ -145,7 +169,9 @@ impl Io {
         Ok(quiche::ConnectionId::from_vec(b))
     }
 
-    fn attach_keylog(&self, q: &mut quiche::Connection) {
+    /// Debugging aids, off unless asked for: SSLKEYLOGFILE (TLS secrets in NSS
+    /// key log format, for Wireshark) and QLOGDIR (one qlog file per connection).
+    fn attach_keylog(&self, q: &mut quiche::Connection, is_server: bool) {
         if let Some(path) = &self.keylog {
             if let Ok(f) = std::fs::OpenOptions::new()
                 .create(true)
@@ -153,6 +179,17 @@ impl Io {
                 .open(path)
             {
                 q.set_keylog(Box::new(f));
+            }
+        }
+        if let Some(dir) = &self.qlog_dir {
+            let role = if is_server { "server" } else { "client" };
+            let file = dir.join(format!("{}-{role}.sqlog", q.trace_id()));
+            if let Ok(f) = std::fs::File::create(&file) {
+                q.set_qlog(
+                    Box::new(std::io::BufWriter::new(f)),
+                    format!("cribcall-quic {role}"),
+                    format!("cribcall-quic {role} {}", q.trace_id()),
+                );
             }
         }
     }
@@ -323,8 +360,9 @@ impl Io {
         }
         let scid = self.new_cid().ok()?;
         let mut q = quiche::accept(&scid, None, self.local, from, &mut self.server_config).ok()?;
-        self.attach_keylog(&mut q);
+        self.attach_keylog(&mut q, true);
         let conn_id = self.shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
+        debug_log!("conn {conn_id}: incoming handshake from {from}");
         let odcid = hdr.dcid.clone().into_owned();
         self.cid_map.insert(scid.clone(), conn_id);
         self.cid_map.insert(odcid.clone(), conn_id);
@@ -404,7 +442,8 @@ impl Io {
             Ok(q) => q,
             Err(e) => return fail(self, format!("quiche connect: {e}")),
         };
-        self.attach_keylog(&mut q);
+        self.attach_keylog(&mut q, false);
+        debug_log!("conn {conn_id}: connecting to {addr}");
         self.cid_map.insert(scid.clone(), conn_id);
         let now = Instant::now();
         let conn = Conn {
@@ -557,6 +596,12 @@ impl Io {
                 };
                 let fp = fingerprint_hex(peer);
                 let peer_cert = peer.to_vec();
+                debug_log!(
+                    "conn {id}: {} with {} (peer {})",
+                    if c.is_server { "accepted" } else { "connected" },
+                    c.remote,
+                    &fp[..16]
+                );
                 c.reported = true;
                 self.shared
                     .stats
@@ -822,6 +867,11 @@ impl Io {
                 }
                 self.events.push(Event::Close { conn_id: id, info });
             } else if c.is_server {
+                debug_log!(
+                    "conn {id}: handshake from {} refused or abandoned ({:?})",
+                    c.remote,
+                    c.q.local_error().or(c.q.peer_error()).map(|e| e.error_code)
+                );
                 // A refused or abandoned handshake is never surfaced to the owner.
                 // Certificates refused by the policy are counted by the verify
                 // callback; a client that sent none is counted here.
@@ -836,6 +886,11 @@ impl Io {
                 }
             } else {
                 let mut failure = c.connect_failure();
+                debug_log!(
+                    "conn {id}: connect failed: {} {}",
+                    failure.code,
+                    failure.message
+                );
                 if ended_by_shutdown {
                     failure.code = "ERR_ENDPOINT_CLOSED";
                 }
