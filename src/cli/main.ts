@@ -4,9 +4,10 @@ import { Command, CommanderError, Option } from 'commander'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { homedir, tmpdir } from 'node:os'
 import path from 'node:path'
-import { createInterface } from 'node:readline'
+import { createInterface, type Interface } from 'node:readline'
 import QRCode from 'qrcode'
 import {
+  AppErrorCode,
   CribcallError,
   FileTrustStore,
   Listener,
@@ -15,6 +16,8 @@ import {
   fingerprintOf,
   generateIdentity,
   loadOrCreateIdentity,
+  parseQrPayload,
+  type ControlChannel,
   type Identity,
   type ListenerChannel,
   type TrustEntry,
@@ -35,16 +38,58 @@ function emit(event: string, fields: Record<string, unknown>, human: string): vo
   else process.stdout.write(human + '\n')
 }
 
-class UsageError extends Error {}
-
-function fail(e: unknown): never {
-  const code = e instanceof CribcallError ? e.code : e instanceof UsageError ? 'ERR_USAGE' : 'ERR_FAILED'
-  const message = e instanceof Error ? e.message : String(e)
-  if (out.json) process.stdout.write(JSON.stringify({ event: 'error', code, message }) + '\n')
-  process.stderr.write(`cribcall-agent: ${message}${code.startsWith('ERR_') && code !== 'ERR_FAILED' ? ` [${code}]` : ''}\n`)
-  if (out.debug && e instanceof Error && e.stack !== undefined) process.stderr.write(e.stack + '\n')
-  process.exit(e instanceof UsageError ? 2 : 1)
+/** Bad input from the user: exit 2. */
+class UsageError extends Error {
+  readonly code: string
+  constructor(message: string, code = 'ERR_USAGE') {
+    super(message)
+    this.code = code
+  }
 }
+
+/** The `error` code of a failure: the library's code, ERR_USAGE for bad input, else ERR_FAILED. */
+function codeOf(e: unknown): string {
+  if (e instanceof CribcallError || e instanceof UsageError) return e.code
+  return 'ERR_FAILED'
+}
+
+/** One line, whatever the message holds. */
+function oneLine(s: string): string {
+  return s.replace(/\s*\n\s*/g, ' ').trim()
+}
+
+/** A non-fatal error: an `error` event with --json, else a line on stderr. */
+function warn(e: unknown, extra: Record<string, unknown> = {}): void {
+  const code = codeOf(e)
+  const message = oneLine(e instanceof Error ? e.message : String(e))
+  if (out.json) process.stdout.write(JSON.stringify({ event: 'error', code, message, ...extra }) + '\n')
+  else process.stderr.write(`cribcall-agent: ${message}${code !== 'ERR_FAILED' ? ` [${code}]` : ''}\n`)
+  if (out.debug && e instanceof Error && e.stack !== undefined) process.stderr.write(e.stack + '\n')
+}
+
+/**
+ * A fatal error: one line on stderr (plus an `error` event with --json; the stack only
+ * with --debug), then exit 2 for bad usage, 1 otherwise.
+ */
+function fail(e: unknown): never {
+  const code = codeOf(e)
+  const message = oneLine(e instanceof Error ? e.message : String(e))
+  if (out.json) process.stdout.write(JSON.stringify({ event: 'error', code, message }) + '\n')
+  process.stderr.write(`cribcall-agent: ${message}${code !== 'ERR_FAILED' ? ` [${code}]` : ''}\n`)
+  if (out.debug && e instanceof Error && e.stack !== undefined) process.stderr.write(e.stack + '\n')
+  process.exit(e instanceof UsageError ? EXIT.USAGE : EXIT.FAILURE)
+}
+
+/** Exit codes (documented in docs/cli.md). */
+const EXIT = {
+  OK: 0,
+  FAILURE: 1,
+  USAGE: 2,
+  /** watch: every paired monitor revoked or refused this listener. */
+  REVOKED: 3,
+  /** pair interrupted by Ctrl-C, or a second Ctrl-C while closing. */
+  INTERRUPTED: 130,
+} as const
 
 // ---------------------------------------------------------------- helpers
 
@@ -56,6 +101,9 @@ function defaultDir(): string {
   const xdg = process.env.XDG_CONFIG_HOME
   return path.join(xdg !== undefined && path.isAbsolute(xdg) ? xdg : path.join(homedir(), '.config'), 'cribcall-agent')
 }
+
+/** The monitor port when neither --port nor a QR payload gives one. */
+const DEFAULT_PORT = 48080
 
 function parsePort(v: string): number {
   const n = Number(v)
@@ -81,13 +129,14 @@ async function open(dir: string, keyType?: 'p256' | 'ed25519'): Promise<{ identi
   return { identity, store }
 }
 
-function onInterrupt(close: () => Promise<void>): void {
+/** Ctrl-C / SIGTERM: run `close` once, then exit 0 (a second Ctrl-C exits at once with 130). */
+function onInterrupt(close: () => Promise<void>, exitCode: number = EXIT.OK): void {
   let closing = false
   const handler = (): void => {
-    if (closing) process.exit(130)
+    if (closing) process.exit(EXIT.INTERRUPTED)
     closing = true
     close().then(
-      () => process.exit(0),
+      () => process.exit(exitCode),
       (e: unknown) => fail(e),
     )
   }
@@ -95,15 +144,108 @@ function onInterrupt(close: () => Promise<void>): void {
   process.on('SIGTERM', handler)
 }
 
-function readPinFromTty(prompt: string): Promise<string> {
-  if (!process.stdin.isTTY) return Promise.reject(new UsageError('no --pin given and stdin is not a terminal'))
-  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true })
-  return new Promise((resolve) => {
-    rl.question(prompt, (answer) => {
-      rl.close()
-      resolve(answer.trim())
-    })
+const PIN_RE = /^\d{6}$/
+
+/** Rejects when `signal` aborts. */
+function abortable<T>(signal: AbortSignal, start: (resolve: (v: T) => void, reject: (e: unknown) => void) => () => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason)
+    const onAbort = (): void => {
+      cleanup()
+      reject(signal.reason)
+    }
+    const cleanup = start(
+      (v) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(v)
+      },
+      (e) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(e)
+      },
+    )
+    signal.addEventListener('abort', onAbort, { once: true })
   })
+}
+
+/**
+ * Where `pair` gets the PIN when --pin is not given: a prompt on a terminal, else one
+ * line of stdin per attempt (so scripts can pipe the PIN in once the monitor shows it).
+ */
+class PinSource {
+  #rl: Interface | undefined
+  readonly #lines: string[] = []
+  readonly #waiters = new Set<(line: string | undefined) => void>()
+  #ended = false
+
+  async next(info: { attempt: number; maxAttempts: number; expiresInSec: number; pairingSessionId: string; signal: AbortSignal }): Promise<string> {
+    if (process.stdin.isTTY) {
+      for (;;) {
+        const pin = (await this.#question(`PIN shown on the monitor (attempt ${info.attempt}/${info.maxAttempts}): `, info.signal)).trim()
+        if (PIN_RE.test(pin)) return pin
+        process.stderr.write('a PIN is exactly 6 digits\n')
+      }
+    }
+    emit(
+      'pin-required',
+      { pairingSessionId: info.pairingSessionId, expiresInSec: info.expiresInSec, attempt: info.attempt, maxAttempts: info.maxAttempts },
+      `enter the PIN shown on the monitor (attempt ${info.attempt}/${info.maxAttempts}, expires in ${info.expiresInSec} s)`,
+    )
+    for (;;) {
+      const line = await this.#line(info.signal)
+      if (line === undefined) {
+        if (info.attempt > 1) throw new CribcallError('ERR_PAIRING_REJECTED', 'the monitor rejected the PIN (INVALID_PIN)')
+        throw new UsageError('no --pin given and stdin ended without a PIN')
+      }
+      const pin = line.trim()
+      if (pin === '') continue
+      if (!PIN_RE.test(pin)) throw new UsageError(`invalid PIN '${pin}' (expected 6 digits)`)
+      return pin
+    }
+  }
+
+  close(): void {
+    this.#rl?.close()
+    this.#rl = undefined
+  }
+
+  #question(prompt: string, signal: AbortSignal): Promise<string> {
+    const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true })
+    return abortable<string>(signal, (resolve) => {
+      rl.question(prompt, (answer) => {
+        rl.close()
+        resolve(answer)
+      })
+      return () => rl.close()
+    })
+  }
+
+  #line(signal: AbortSignal): Promise<string | undefined> {
+    if (this.#rl === undefined && !this.#ended) {
+      const rl = createInterface({ input: process.stdin, terminal: false })
+      rl.on('line', (line) => {
+        const [w] = this.#waiters
+        if (w === undefined) this.#lines.push(line)
+        else {
+          this.#waiters.delete(w)
+          w(line)
+        }
+      })
+      rl.on('close', () => {
+        this.#ended = true
+        for (const w of this.#waiters) w(undefined)
+        this.#waiters.clear()
+      })
+      this.#rl = rl
+    }
+    const queued = this.#lines.shift()
+    if (queued !== undefined) return Promise.resolve(queued)
+    if (this.#ended) return Promise.resolve(undefined)
+    return abortable<string | undefined>(signal, (resolve) => {
+      this.#waiters.add(resolve)
+      return () => this.#waiters.delete(resolve)
+    })
+  }
 }
 
 function entryFields(e: TrustEntry): Record<string, unknown> {
@@ -136,7 +278,9 @@ interface MonitorCmd {
 async function cmdMonitor(o: MonitorCmd): Promise<void> {
   const { identity, store } = await open(o.dir)
   const monitor = await Monitor.start({ identity, trustStore: store, host: o.host, port: o.port, name: o.name })
-  const unwatch = store.watch((e) => emit('error', { code: 'ERR_TRUST_STORE', message: String(e) }, `trust store: ${String(e)}`))
+  // Another process (`cribcall-agent trust revoke`) may change the trust store: reload it,
+  // and the monitor disconnects revoked listeners at once.
+  const unwatch = store.watch((e) => warn(e instanceof CribcallError ? e : new CribcallError('ERR_TRUST_STORE', `trust store: ${String(e)}`)))
   onInterrupt(async () => {
     unwatch()
     await monitor.close()
@@ -144,17 +288,26 @@ async function cmdMonitor(o: MonitorCmd): Promise<void> {
   const { host, port } = monitor.address
   emit('listening', { host, port, fingerprint: identity.fingerprint, deviceId: identity.deviceId }, `monitor ${o.name} listening on ${host}:${port}\nfingerprint ${identity.fingerprint}`)
 
-  monitor.on('listener-connected', ({ channel, entry }) =>
-    emit('connected', { deviceId: entry?.deviceId ?? null, fingerprint: channel.peerFingerprint, trusted: channel.trust === 'trusted' }, `listener ${entry?.name ?? '(pairing)'} connected (${channel.peerFingerprint.slice(0, 16)}…)`),
-  )
-  monitor.on('listener-disconnected', ({ channel, entry, code, reason }) =>
-    emit('disconnected', { deviceId: entry?.deviceId ?? null, fingerprint: channel.peerFingerprint, code, reason }, `listener ${entry?.name ?? '(pairing)'} disconnected (${code} ${reason})`),
-  )
-  monitor.on('paired', ({ entry, method }) => emit('paired', { deviceId: entry.deviceId, name: entry.name, fingerprint: entry.fingerprint, method }, `paired ${entry.name} (${entry.deviceId}) by ${method}`))
+  // The entry of each live channel: a revoked listener's entry is gone from the store by
+  // the time its channel closes, but its `disconnected` event still names it.
+  const known = new Map<ControlChannel, TrustEntry>()
+  monitor.on('listener-connected', ({ channel, entry }) => {
+    if (entry !== undefined) known.set(channel, entry)
+    emit('connected', { deviceId: entry?.deviceId ?? null, fingerprint: channel.peerFingerprint, trusted: channel.trust === 'trusted' }, `listener ${entry?.name ?? '(pairing)'} connected (${channel.peerFingerprint.slice(0, 16)}…)`)
+  })
+  monitor.on('listener-disconnected', ({ channel, entry: current, code, reason }) => {
+    const entry = current ?? known.get(channel)
+    known.delete(channel)
+    emit('disconnected', { deviceId: entry?.deviceId ?? null, fingerprint: channel.peerFingerprint, code, reason }, `listener ${entry?.name ?? '(pairing)'} disconnected (${code} ${reason})`)
+  })
+  monitor.on('paired', ({ entry, method, channel }) => {
+    known.set(channel, entry)
+    emit('paired', { deviceId: entry.deviceId, name: entry.name, fingerprint: entry.fingerprint, method }, `paired ${entry.name} (${entry.deviceId}) by ${method}`)
+  })
   monitor.on('pairing-failed', ({ method, reason, fingerprint }) => emit('pairing-failed', { method, reason, fingerprint }, `pairing failed (${method}): ${reason}`))
   monitor.on('revoked', (entry) => emit('revoked', { deviceId: entry.deviceId, fingerprint: entry.fingerprint }, `revoked ${entry.name} (${entry.deviceId})`))
   monitor.on('pairing-closed', ({ reason }) => emit('pairing-closed', { reason }, `pairing closed (${reason})`))
-  monitor.on('error', (e) => emit('error', { code: e.code, message: e.message }, `error: ${e.message}`))
+  monitor.on('error', (e) => warn(e))
 
   const openPairing = async (minutes: number): Promise<void> => {
     if (o.pair === 'off') return
@@ -181,23 +334,26 @@ async function cmdMonitor(o: MonitorCmd): Promise<void> {
       if (cmd === undefined || cmd === '') return
       if (cmd === 'noise') {
         const level = Number(arg)
-        if (!Number.isInteger(level) || level < 0 || level > 100) throw new UsageError('usage: noise <0-100>')
+        if (arg === undefined || !/^\d{1,3}$/.test(arg) || level > 100) throw new UsageError('usage: noise <level 0-100>')
         const timestamp = Date.now()
         const delivered = monitor.broadcastNoise({ peakLevel: level, timestamp })
         emit('noise-sent', { peakLevel: level, timestamp, listeners: delivered }, `NOISE_EVENT ${level} sent to ${delivered} listener(s)`)
       } else if (cmd === 'pair') {
-        void openPairing(arg === undefined ? o.pairMinutes : parsePositive(arg))
+        openPairing(arg === undefined ? o.pairMinutes : parsePositive(arg)).catch((e: unknown) => warn(e))
       } else if (cmd === 'unpair' || cmd === 'close-pairing') {
         monitor.closePairing()
       } else if (cmd === 'revoke' && arg !== undefined) {
-        void monitor.revoke(arg).then((e) => {
-          if (e === undefined) emit('error', { code: 'ERR_NOT_FOUND', message: `no paired device ${arg}` }, `no paired device ${arg}`)
-        })
+        monitor.revoke(arg.toLowerCase()).then(
+          (e) => {
+            if (e === undefined) warn(new CribcallError('ERR_NOT_FOUND', `no paired device ${arg}`))
+          },
+          (e: unknown) => warn(e),
+        )
       } else {
         throw new UsageError(`unknown command '${cmd}' (noise <level> | pair [minutes] | close-pairing | revoke <deviceId>)`)
       }
     } catch (e) {
-      emit('error', { code: e instanceof CribcallError ? e.code : 'ERR_USAGE', message: (e as Error).message }, `error: ${(e as Error).message}`)
+      warn(e)
     }
   })
   await new Promise<void>(() => undefined) // runs until interrupted
@@ -215,26 +371,73 @@ interface PairCmd {
 }
 
 async function cmdPair(o: PairCmd): Promise<void> {
-  if (o.host === undefined) throw new UsageError('--host is required (the monitor address)')
   if (o.qr === undefined && o.fingerprint === undefined) throw new UsageError('give --qr JSON, or --fingerprint F for PIN pairing')
   if (o.qr !== undefined && o.fingerprint !== undefined) throw new UsageError('--qr and --fingerprint exclude each other')
+  if (o.qr !== undefined && o.pin !== undefined) throw new UsageError('--pin is for PIN pairing (--fingerprint), not --qr')
+  if (o.host === undefined) throw new UsageError('--host is required (the monitor address; a QR payload carries no address)')
+  if (o.pin !== undefined && !PIN_RE.test(o.pin)) throw new UsageError(`invalid PIN '${o.pin}' (expected 6 digits)`)
+  if (o.qr !== undefined) {
+    try {
+      parseQrPayload(o.qr)
+    } catch (e) {
+      throw new UsageError(`invalid --qr: ${e instanceof Error ? e.message : String(e)}`, e instanceof CribcallError ? e.code : 'ERR_USAGE')
+    }
+  }
   const { identity, store } = await open(o.dir)
   const listener = new Listener({ identity, trustStore: store, name: o.name })
+  const pins = new PinSource()
+  const interrupt = new AbortController()
+  // Ctrl-C: abandon the pairing (the monitor sees the connection close), exit 130.
+  onInterrupt(async () => {
+    interrupt.abort(new CribcallError('ERR_INTERRUPTED', 'pairing interrupted'))
+    pins.close()
+    await listener.close()
+  }, EXIT.INTERRUPTED)
+  const port = o.port ?? (o.qr === undefined ? DEFAULT_PORT : undefined)
+  const where = port === undefined ? o.host : `${o.host}:${port}`
+  let pinAsked = false
   try {
-    const target = { host: o.host, timeoutMs: o.timeoutSeconds * 1000, ...(o.port === undefined ? {} : { port: o.port }) }
+    const target = { host: o.host, timeoutMs: Math.round(o.timeoutSeconds * 1000), signal: interrupt.signal, ...(port === undefined ? {} : { port }) }
     const entry =
       o.qr !== undefined
         ? await listener.pairWithQr(o.qr, target)
-        : await listener.pairWithPin({ ...target, monitorFingerprint: o.fingerprint as string }, async ({ attempt, maxAttempts }) => {
+        : await listener.pairWithPin({ ...target, monitorFingerprint: o.fingerprint as string }, async (info) => {
+            pinAsked = true
             if (o.pin !== undefined) {
-              if (attempt > 1) throw new CribcallError('ERR_PAIRING_REJECTED', 'the monitor rejected the PIN (INVALID_PIN)')
+              if (info.attempt > 1) throw new CribcallError('ERR_PAIRING_REJECTED', 'the monitor rejected the PIN (INVALID_PIN)')
               return o.pin
             }
-            return readPinFromTty(`PIN shown on the monitor (attempt ${attempt}/${maxAttempts}): `)
+            return pins.next(info)
           })
     emit('paired', { deviceId: entry.deviceId, name: entry.name, fingerprint: entry.fingerprint }, `paired with ${entry.name} (${entry.deviceId})`)
+  } catch (e) {
+    if (interrupt.signal.aborted) return new Promise<void>(() => undefined) // the interrupt handler exits
+    throw explainPairError(e, where, o.timeoutSeconds, pinAsked)
   } finally {
+    pins.close()
     await listener.close()
+  }
+}
+
+/** Adds what the user needs to know to the errors `pair` typically meets. */
+function explainPairError(e: unknown, where: string, timeoutSeconds: number, pinAsked: boolean): unknown {
+  if (!(e instanceof CribcallError)) return e
+  const timedOut = e.code === 'ABORT_ERR' && e.cause instanceof Error && e.cause.name === 'TimeoutError'
+  if (timedOut && !pinAsked) {
+    return new CribcallError('ERR_HANDSHAKE_TIMEOUT', `no answer from a monitor at ${where} within ${timeoutSeconds} s (handshake timeout; is the monitor running there?)`, { cause: e })
+  }
+  if (timedOut) return new CribcallError('ERR_TIMEOUT', `pairing with ${where} did not finish within ${timeoutSeconds} s`, { cause: e })
+  switch (e.code) {
+    case 'ERR_HANDSHAKE_TIMEOUT':
+      return new CribcallError(e.code, `no answer from a monitor at ${where} (handshake timeout; is the monitor running there?)`, { cause: e })
+    case 'ERR_PIN_MISMATCH':
+      return new CribcallError(e.code, `the monitor at ${where} presented another certificate than the expected fingerprint (${e.message})`, { cause: e })
+    case 'ERR_CONNECTION_CLOSED':
+      return new CribcallError(e.code, `the connection to the monitor at ${where} was lost during pairing (${e.message})`, { cause: e })
+    case 'ERR_PEER_REJECTED':
+      return new CribcallError(e.code, `the monitor at ${where} refused this device (is its pairing window open?)`, { cause: e })
+    default:
+      return e
   }
 }
 
@@ -243,26 +446,52 @@ async function cmdWatch(o: { dir: string }): Promise<void> {
   const monitors = store.list().filter((e) => e.role === 'monitor')
   if (monitors.length === 0) throw new CribcallError('ERR_NOT_PAIRED', `no paired monitor in ${o.dir}; run 'cribcall-agent pair' first`)
   const listener = new Listener({ identity, trustStore: store, name: 'cribcall-agent' })
-  onInterrupt(() => listener.close())
-  const channels: ListenerChannel[] = []
-  await Promise.all(
-    monitors.map(async (m) => {
-      const ch = await listener.connect(m.deviceId)
-      channels.push(ch)
-      emit('connected', { deviceId: m.deviceId, fingerprint: m.fingerprint }, `connected to ${m.name} (${m.deviceId})`)
-      ch.on('connected', ({ attempt }) => {
-        if (attempt > 1) emit('connected', { deviceId: m.deviceId, fingerprint: m.fingerprint }, `reconnected to ${m.name}`)
-      })
-      ch.on('disconnected', (info) => emit('disconnected', { deviceId: m.deviceId, fingerprint: m.fingerprint, code: info.code, reason: info.reason }, `disconnected from ${m.name} (${info.reason})`))
-      ch.on('noise', (n) =>
-        emit('noise', { monitorId: n.monitorId, timestamp: n.timestamp, peakLevel: n.peakLevel, receivedAt: Date.now() }, `noise from ${m.name}: level ${n.peakLevel} at ${new Date(n.timestamp).toISOString()}`),
-      )
-      ch.on('close', (info) => {
-        emit('disconnected', { deviceId: m.deviceId, fingerprint: m.fingerprint, code: info.code, reason: info.reason, final: true }, `channel to ${m.name} closed: ${info.reason}`)
-        if (channels.every((c) => c.isClosed)) void listener.close().then(() => process.exit(info.code === 2 ? 3 : 0))
-      })
-    }),
-  )
+  let stopping = false
+  onInterrupt(async () => {
+    stopping = true
+    await listener.close()
+  })
+  // watch runs while at least one monitor channel is alive; it exits when the last one
+  // ended for good: 3 when every monitor revoked or refused this listener, else 1.
+  let remaining = monitors.length
+  let allRefused = true
+  const ended = (refused: boolean): void => {
+    if (!refused) allRefused = false
+    if (--remaining > 0 || stopping) return
+    stopping = true
+    void listener.close().finally(() => process.exit(allRefused ? EXIT.REVOKED : EXIT.FAILURE))
+  }
+  for (const m of monitors) {
+    const ids = { deviceId: m.deviceId, fingerprint: m.fingerprint }
+    emit('connecting', { ...ids, name: m.name, address: m.lastAddress ?? null }, `connecting to ${m.name} (${m.deviceId}) at ${m.lastAddress ?? '?'}`)
+    listener.connect(m.deviceId).then(
+      (ch) => {
+        emit('connected', ids, `connected to ${m.name} (${m.deviceId})`)
+        ch.on('connected', ({ attempt }) => {
+          if (attempt > 1) emit('connected', ids, `reconnected to ${m.name}`)
+        })
+        ch.on('disconnected', (info) => emit('disconnected', { ...ids, code: info.code, reason: info.reason }, `disconnected from ${m.name} (${info.reason || info.code})`))
+        ch.on('reconnecting', ({ attempt, delayMs }) => emit('reconnecting', { ...ids, attempt, delayMs }, `reconnecting to ${m.name} in ${delayMs} ms (attempt ${attempt})`))
+        ch.on('noise', (n) =>
+          emit('noise', { monitorId: n.monitorId, timestamp: n.timestamp, peakLevel: n.peakLevel, receivedAt: Date.now() }, `noise from ${m.name}: level ${n.peakLevel} at ${new Date(n.timestamp).toISOString()}`),
+        )
+        ch.on('error', (e) => warn(e, ids))
+        const onClose = (info: { code: number; reason: string }): void => {
+          if (stopping) return
+          const revoked = info.code === AppErrorCode.UNAUTHORIZED
+          emit('disconnected', { ...ids, code: info.code, reason: info.reason, final: true }, `channel to ${m.name} closed for good: ${info.reason || info.code}${revoked ? ' (this listener was revoked)' : ''}`)
+          ended(revoked)
+        }
+        if (ch.isClosed) void ch.closed.then(onClose)
+        else ch.on('close', onClose)
+      },
+      (e: unknown) => {
+        if (stopping) return
+        warn(e, ids)
+        ended(e instanceof CribcallError && e.code === 'ERR_PEER_REJECTED')
+      },
+    )
+  }
   await new Promise<void>(() => undefined)
 }
 
@@ -282,7 +511,7 @@ async function cmdTrustRevoke(deviceId: string, o: { dir: string }): Promise<voi
 
 async function cmdDemo(): Promise<void> {
   const root = await mkdtemp(path.join(tmpdir(), 'cribcall-demo-'))
-  const log = (s: string): void => emit('demo', { step: s }, s)
+  const log = (s: string, fields: Record<string, unknown> = {}): void => emit('demo', { step: s, ...fields }, s)
   try {
     const monitorId = await loadOrCreateIdentity(path.join(root, 'monitor'), { keyType: 'p256' })
     const monitor = await Monitor.start({
@@ -343,7 +572,12 @@ async function cmdDemo(): Promise<void> {
     await done
     latencies.sort((x, y) => x - y)
     const median = latencies[Math.floor(latencies.length / 2)] ?? 0
-    log(`${latencies.length} deliveries; latency median ${median.toFixed(3)} ms, max ${(latencies.at(-1) ?? 0).toFixed(3)} ms`)
+    const max = latencies.at(-1) ?? 0
+    log(`${latencies.length} deliveries; latency median ${median.toFixed(3)} ms, max ${max.toFixed(3)} ms`, {
+      deliveries: latencies.length,
+      latencyMedianMs: Number(median.toFixed(3)),
+      latencyMaxMs: Number(max.toFixed(3)),
+    })
     await a.close()
     await b.close()
     await monitor.close()
@@ -362,15 +596,22 @@ async function main(argv: readonly string[]): Promise<void> {
     .description('CribCall pairing agent: run a monitor, pair and watch as a listener, manage trust')
     .option('--json', 'print one JSON object per line')
     .option('--debug', 'print stack traces on errors')
-    .showHelpAfterError()
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+    .configureOutput({
+      writeErr: (s) => process.stderr.write(s),
+      // Usage errors are one line, like every other error.
+      outputError: (s, write) => {
+        const message = oneLine(s).replace(/^error: /, '')
+        if (jsonRequested(argv)) process.stdout.write(JSON.stringify({ event: 'error', code: 'ERR_USAGE', message }) + '\n')
+        write(`cribcall-agent: ${message} (see 'cribcall-agent --help') [ERR_USAGE]\n`)
+      },
+    })
     .hook('preAction', (cmd) => {
       const g = cmd.optsWithGlobals<{ json?: boolean; debug?: boolean }>()
       out.json = g.json === true
       out.debug = g.debug === true
     })
-  const dirOption = (): Option => new Option('--dir <dir>', 'state directory (identity and trust store)').default(defaultDir())
+  const dirOption = (): Option => new Option('--dir <dir>', 'state directory: identity and trust store (env CRIBCALL_AGENT_DIR, else the platform config directory)').default(defaultDir())
 
   program
     .command('identity')
@@ -384,7 +625,7 @@ async function main(argv: readonly string[]): Promise<void> {
     .description('run as a monitor: pairing window, listeners, NOISE_EVENTs from stdin ("noise <level>")')
     .addOption(dirOption())
     .option('--host <host>', 'address to bind', '0.0.0.0')
-    .option('--port <port>', 'UDP port', parsePort, 48080)
+    .option('--port <port>', 'UDP port (0: any free port, printed in the listening line)', parsePort, DEFAULT_PORT)
     .option('--name <name>', 'monitor name shown to listeners', 'CribCall monitor')
     .addOption(new Option('--pair <mode>', 'pairing methods to offer').choices(['qr', 'pin', 'both', 'off']).default('both'))
     .option('--pair-minutes <m>', 'pairing window length in minutes', parsePositive, 5)
@@ -392,15 +633,15 @@ async function main(argv: readonly string[]): Promise<void> {
 
   program
     .command('pair')
-    .description('pair with a monitor as a listener (QR payload, or fingerprint + PIN)')
+    .description('pair with a monitor as a listener (QR payload, or fingerprint + PIN); reads the PIN from stdin when not a terminal')
     .addOption(dirOption())
     .option('--qr <json>', 'the monitor_pair_v1 JSON from the QR code')
     .option('--host <host>', 'monitor address')
     .option('--port <port>', 'monitor UDP port (default: from the QR code, else 48080)', parsePort)
     .option('--fingerprint <hex>', 'monitor certificate fingerprint (PIN pairing)', parseFingerprint)
-    .option('--pin <digits>', 'the 6-digit PIN shown on the monitor (prompted on a terminal otherwise)')
+    .option('--pin <digits>', 'the 6-digit PIN shown on the monitor; without it, prompted on a terminal, or read from stdin (one line per attempt) when not a terminal')
     .option('--name <name>', 'this listener’s name', 'cribcall-agent')
-    .option('--timeout <seconds>', 'give up after', parsePositive, 120)
+    .option('--timeout <seconds>', 'give up when pairing has not finished after this many seconds (handshake included)', parsePositive, 120)
     .action((o: Omit<PairCmd, 'timeoutSeconds'> & { timeout: number }) => cmdPair({ ...o, timeoutSeconds: o.timeout }))
 
   program
@@ -425,10 +666,23 @@ async function main(argv: readonly string[]): Promise<void> {
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0) process.exit(0)
-      process.exit(2) // commander already printed one line (and the help hint)
+      process.exit(EXIT.USAGE) // commander already printed the line
     }
     fail(e)
   }
 }
 
-main(process.argv.slice(2)).catch(fail)
+/** --json before a `--` (usable before commander parsed anything). */
+function jsonRequested(argv: readonly string[]): boolean {
+  const end = argv.indexOf('--')
+  return (end === -1 ? argv : argv.slice(0, end)).includes('--json')
+}
+
+// Anything that escapes a command is still one line (the stack only with --debug).
+process.on('uncaughtException', (e) => fail(e))
+process.on('unhandledRejection', (e) => fail(e))
+
+const args = process.argv.slice(2)
+out.json = jsonRequested(args)
+out.debug = args.includes('--debug')
+main(args).catch(fail)
