@@ -54,11 +54,15 @@ pub struct Conn {
     pub remote: SocketAddr,
     /// Set once the conn is finished and its close was reported.
     pub done: bool,
+    /// A close requested while frames were still queued: it happens once they
+    /// are on the wire (or at the deadline), so an in-band ERROR precedes it.
+    pub pending_close: Option<(u64, String, Instant)>,
 }
 
 impl Conn {
     /// Closes with an application code unless already closing.
     pub fn app_close(&mut self, code: u64, reason: &str, error_code: Option<&'static str>) {
+        self.pending_close = None;
         if self.local_close.is_some() || self.q.is_closed() || self.q.is_draining() {
             return;
         }

@@ -21,6 +21,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+/// How long a close waits for the frames queued before it.
+const CLOSE_FLUSH_DEADLINE: Duration = Duration::from_secs(2);
+
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
 
@@ -266,6 +269,9 @@ impl Io {
             if let Some(t) = c.q.timeout_instant() {
                 consider(t);
             }
+            if let Some((_, _, deadline)) = &c.pending_close {
+                consider(*deadline);
+            }
             if !c.reported {
                 consider(c.handshake_deadline);
             } else if let Some(ka) = self.config.keep_alive {
@@ -384,6 +390,7 @@ impl Io {
             last_send: now,
             remote: from,
             done: false,
+            pending_close: None,
         };
         self.conns.insert(conn_id, conn);
         Some(conn_id)
@@ -463,6 +470,7 @@ impl Io {
             last_send: now,
             remote: addr,
             done: false,
+            pending_close: None,
         };
         self.conns.insert(conn_id, conn);
     }
@@ -499,7 +507,13 @@ impl Io {
                     reason,
                 } => {
                     if let Some(c) = self.conns.get_mut(&conn_id) {
-                        c.app_close(code, &reason, None);
+                        if c.outq.is_empty() || !c.reported {
+                            c.app_close(code, &reason, None);
+                        } else if c.pending_close.is_none() {
+                            // Let the frames queued before this close go first.
+                            c.pending_close =
+                                Some((code, reason, Instant::now() + CLOSE_FLUSH_DEADLINE));
+                        }
                     }
                 }
                 Command::Shutdown => self.begin_shutdown(),
@@ -510,7 +524,7 @@ impl Io {
 
     fn enqueue(&mut self, conn_id: u32, chunk: Chunk) {
         match self.conns.get_mut(&conn_id) {
-            Some(c) if c.local_close.is_none() && !c.q.is_closed() => {
+            Some(c) if c.local_close.is_none() && c.pending_close.is_none() && !c.q.is_closed() => {
                 c.outq.push_back(OutChunk { chunk, offset: 0 });
             }
             Some(c) => {
@@ -551,6 +565,11 @@ impl Io {
                 c.local_close = Some((0, reason, Some("ERR_HANDSHAKE_TIMEOUT")));
                 let _ = c.q.close(false, 0x0, b"handshake timeout");
             }
+            if let Some((code, reason, deadline)) = c.pending_close.clone() {
+                if now >= deadline {
+                    c.app_close(code, &reason, None);
+                }
+            }
             if c.reported && !c.q.is_closed() {
                 if let Some(ka) = self.config.keep_alive {
                     if now >= c.last_send + ka {
@@ -575,11 +594,12 @@ impl Io {
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
-        if c.q.is_closed() || c.done || c.q.is_draining() {
+        if c.done {
             return;
         }
+        let finishing = c.q.is_closed() || c.q.is_draining();
         // Report establishment.
-        if !c.reported && c.local_close.is_none() {
+        if !c.reported && c.local_close.is_none() && !finishing {
             let ready = if c.is_server {
                 c.q.is_established()
             } else {
@@ -699,6 +719,17 @@ impl Io {
             self.write_stream(id);
             if !self.flush_conn(id) {
                 break; // socket blocked; resume when writable
+            }
+            // A pending close goes out right after the frames queued before it.
+            if let Some(c) = self.conns.get_mut(&id) {
+                if c.outq.is_empty() {
+                    if let Some((code, reason, _)) = c.pending_close.take() {
+                        c.app_close(code, &reason, None);
+                        if !self.flush_conn(id) {
+                            break;
+                        }
+                    }
+                }
             }
         }
     }

@@ -495,3 +495,35 @@ fn pingpong_latency_probe() {
         rtts[n * 99 / 100]
     );
 }
+
+/// Frames queued before a close reach the peer before the close does (an
+/// in-band ERROR followed by the closing of the connection).
+#[test]
+fn frames_queued_before_a_close_arrive_before_it() {
+    for round in 0..30 {
+        let (server, client, _, _, s, c) = pair(KeyType::P256, KeyType::P256);
+        client.handle.send(c, b"open").unwrap();
+        server.wait("open", |e| matches!(e, Event::Frame { .. }));
+        for i in 0..3 {
+            server.handle.send(s, format!("err{i}").as_bytes()).unwrap();
+        }
+        server
+            .handle
+            .close_connection(s, 1, "PROTOCOL_ERROR")
+            .unwrap();
+        let mut frames = Vec::new();
+        loop {
+            match client.wait("frames then close", |e| {
+                matches!(e, Event::Frame { .. } | Event::Close { .. })
+            }) {
+                Event::Frame { payload, .. } => frames.push(String::from_utf8(payload).unwrap()),
+                Event::Close { info, .. } => {
+                    assert_eq!((info.code, info.by_peer), (1, true));
+                    break;
+                }
+                _ => unreachable!(),
+            }
+        }
+        assert_eq!(frames, ["err0", "err1", "err2"], "round {round}");
+    }
+}
