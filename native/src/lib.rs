@@ -26,8 +26,23 @@ impl AsRef<str> for Code {
 }
 
 impl From<Status> for Code {
-    fn from(_: Status) -> Self {
-        Code("ERR_INTERNAL")
+    /// napi-rs's own argument checks (wrong JS type) become ERR_INVALID_ARG.
+    fn from(status: Status) -> Self {
+        match status {
+            Status::InvalidArg
+            | Status::ObjectExpected
+            | Status::StringExpected
+            | Status::NameExpected
+            | Status::FunctionExpected
+            | Status::NumberExpected
+            | Status::BooleanExpected
+            | Status::ArrayExpected
+            | Status::BigintExpected
+            | Status::DateExpected
+            | Status::ArrayBufferExpected
+            | Status::DetachableArraybufferExpected => Code("ERR_INVALID_ARG"),
+            _ => Code("ERR_INTERNAL"),
+        }
     }
 }
 

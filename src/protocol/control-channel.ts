@@ -4,7 +4,7 @@ import { TypedEmitter } from '../transport/emitter.js'
 import { Connection, type CloseInfo } from '../transport/connection.js'
 import type { Endpoint } from '../transport/endpoint.js'
 import { AbortError, ConnectionClosedError, CribcallError, HandlerError, InvalidArgumentError } from '../transport/errors.js'
-import { canonicalBytes } from './canonical.js'
+import { CanonicalizationError, canonicalBytes } from './canonical.js'
 import { judgeFrame, maySend, type ChannelRole, type Trust } from './gating.js'
 import {
   ErrorCode,
@@ -78,6 +78,18 @@ interface PendingPing {
 const ERROR_MESSAGE_MAX = 512
 
 /**
+ * How long a rejection that closes the connection waits between queuing the ERROR
+ * frame and closing the connection. Works around the native driver: a close requested
+ * in the same IO-loop turn as a queued frame discards that frame (io.rs `write_stream`
+ * skips connections with `local_close`, and quiche sends no STREAM frame once closing),
+ * and a receiver that reads the frame and the CONNECTION_CLOSE in one loop turn never
+ * delivers the frame (`process_conn` skips draining connections). SPEC.md §6 requires
+ * the ERROR frame to reach the peer before the close; once the driver flushes queued
+ * stream data before closing, this can be 0.
+ */
+export const ERROR_CLOSE_DELAY_MS = 50
+
+/**
  * A typed CribCall control channel. Incoming frames are parsed strictly, gated by role
  * and trust, validated, and only then delivered; what is rejected is answered in band
  * with an ERROR frame and, where SPEC.md says so, the connection is closed with the
@@ -95,6 +107,7 @@ export class ControlChannel extends TypedEmitter<ControlChannelEvents> {
   readonly #pings = new Map<number, PendingPing>()
   #lastPingStamp = 0
   #rejectedAndClosing = false
+  #errorCloseTimer: NodeJS.Timeout | undefined
   #pingTimer: NodeJS.Timeout | undefined
   readonly #iterators = new Set<ChannelIterator>()
   readonly #iteratorBuffer: number
@@ -241,7 +254,8 @@ export class ControlChannel extends TypedEmitter<ControlChannelEvents> {
 
   /** Iterates accepted messages until the channel closes or `signal` aborts. */
   messages(options: { signal?: AbortSignal } = {}): AsyncIterableIterator<Message> {
-    const it = new ChannelIterator(this, this.#iteratorBuffer, options.signal, () => this.#iterators.delete(it))
+    const it = new ChannelIterator(this, this.#iteratorBuffer, options.signal, (self) => this.#iterators.delete(self))
+    if (it.isDone) return it // the signal was already aborted: next() rejects with AbortError
     this.#iterators.add(it)
     if (this.isClosed) it.end()
     return it
@@ -259,7 +273,7 @@ export class ControlChannel extends TypedEmitter<ControlChannelEvents> {
   static broadcast(message: Message, channels: Iterable<ControlChannel>): number {
     const list = [...channels].filter((c) => !c.isClosed)
     for (const c of list) c.#checkOutgoing(message)
-    const bytes = canonicalBytes(message)
+    const bytes = encode(message)
     const byEndpoint = new Map<Endpoint, Connection[]>()
     for (const c of list) {
       const ep = c.connection.endpoint
@@ -295,7 +309,7 @@ export class ControlChannel extends TypedEmitter<ControlChannelEvents> {
         throw new SessionConflictError(`stream session ${message.sessionId} is already live`)
       }
     }
-    this.connection.send(canonicalBytes(message))
+    this.connection.send(encode(message))
     this.#trackSessions(message)
   }
 
@@ -317,9 +331,12 @@ export class ControlChannel extends TypedEmitter<ControlChannelEvents> {
 
   #sendPing(pending?: Omit<PendingPing, 'started'>): number {
     const stamp = Math.max(Date.now(), this.#lastPingStamp + 1)
-    this.#lastPingStamp = stamp
-    if (pending !== undefined) this.#pings.set(stamp, { ...pending, started: performance.now() })
+    const started = performance.now()
+    // Throws (NotAllowedError on a pairing-only channel, ConnectionClosedError, ...)
+    // before anything is registered, so a failed ping leaves no pending entry behind.
     this.#sendChecked({ type: 'PING', timestamp: stamp })
+    this.#lastPingStamp = stamp
+    if (pending !== undefined) this.#pings.set(stamp, { ...pending, started })
     return stamp
   }
 
@@ -346,8 +363,9 @@ export class ControlChannel extends TypedEmitter<ControlChannelEvents> {
       this.#stats.rejected++
       this.#answerError(verdict.error, verdict.detail, verdict.inReplyTo)
       if (verdict.close) {
+        // Nothing the peer sends after this is judged (exactly one ERROR per rejection).
         this.#rejectedAndClosing = true
-        this.connection.close(verdict.code, verdict.error).catch(() => undefined)
+        this.#closeAfterError(verdict.code, verdict.error)
       }
       this.#reportError(
         new ProtocolError(verdict.code, verdict.error, `rejected from peer: ${verdict.detail}`, false),
@@ -378,6 +396,19 @@ export class ControlChannel extends TypedEmitter<ControlChannelEvents> {
     for (const it of this.#iterators) it.push(message)
   }
 
+  #closeAfterError(code: number, reason: string): void {
+    const close = (): void => {
+      this.#errorCloseTimer = undefined
+      try {
+        this.connection.close(code, reason).catch(() => undefined)
+      } catch {
+        // close() only throws for invalid arguments; ours are valid.
+      }
+    }
+    if (ERROR_CLOSE_DELAY_MS <= 0) close()
+    else this.#errorCloseTimer = setTimeout(close, ERROR_CLOSE_DELAY_MS)
+  }
+
   #answerError(error: ErrorName, detail: string, inReplyTo: string | undefined): void {
     const frame: Message = {
       type: 'ERROR',
@@ -395,6 +426,8 @@ export class ControlChannel extends TypedEmitter<ControlChannelEvents> {
 
   #onClose(info: CloseInfo): void {
     if (this.#pingTimer !== undefined) clearInterval(this.#pingTimer)
+    if (this.#errorCloseTimer !== undefined) clearTimeout(this.#errorCloseTimer)
+    this.#errorCloseTimer = undefined
     for (const p of this.#pings.values()) p.reject(new ConnectionClosedError(`channel closed: ${info.reason}`))
     this.#pings.clear()
     this.#liveSessions.clear()
@@ -420,6 +453,16 @@ export class ControlChannel extends TypedEmitter<ControlChannelEvents> {
   }
 }
 
+/** Canonical bytes of an outgoing message; what cannot be serialized is an InvalidMessageError. */
+function encode(message: Message): Uint8Array {
+  try {
+    return canonicalBytes(message)
+  } catch (e) {
+    if (e instanceof CanonicalizationError) throw new InvalidMessageError(`not serializable: ${e.message}`, { cause: e })
+    throw e
+  }
+}
+
 function truncate(s: string, max: number): string {
   const chars = [...s]
   return chars.length <= max ? s : chars.slice(0, max - 1).join('') + '…'
@@ -437,7 +480,7 @@ class ChannelIterator implements AsyncIterableIterator<Message> {
     private readonly channel: ControlChannel,
     private readonly limit: number,
     private readonly signal: AbortSignal | undefined,
-    private readonly detach: () => void,
+    private readonly detach: (self: ChannelIterator) => void,
   ) {
     this.#onAbort = () => this.#fail(new AbortError(signal?.reason))
     if (signal?.aborted) this.#fail(new AbortError(signal.reason))
@@ -476,7 +519,11 @@ class ChannelIterator implements AsyncIterableIterator<Message> {
 
   #cleanup(): void {
     this.signal?.removeEventListener('abort', this.#onAbort)
-    this.detach()
+    this.detach(this)
+  }
+
+  get isDone(): boolean {
+    return this.#done
   }
 
   next(): Promise<IteratorResult<Message>> {

@@ -280,7 +280,14 @@ export class Listener extends TypedEmitter<ListenerEvents> {
         if (signal.aborted) throw new AbortError(signal.reason)
         if (!/^\d{6}$/.test(pin)) throw new InvalidArgumentError('a PIN is exactly 6 digits')
         // The pinned fingerprint is the TLS-observed one (the pin was checked in the handshake).
-        const r = respondPin(pin, req.pairingSessionId, channel.peerFingerprint, this.identity.fingerprint, share, tBytes)
+        let r: ReturnType<typeof respondPin>
+        try {
+          r = respondPin(pin, req.pairingSessionId, channel.peerFingerprint, this.identity.fingerprint, share, tBytes)
+        } catch (e) {
+          // A low-order pakeMsgA (or a malformed session id): no honest monitor sends that.
+          await channel.close(ErrorCode.UNAUTHORIZED, 'invalid PAKE share').catch(() => undefined)
+          throw new PairingFailedError(`the monitor's PIN_REQUIRED is unusable: ${e instanceof Error ? e.message : String(e)}`, { cause: e })
+        }
         const answer = nextMessage(
           channel,
           (m): m is Extract<Message, { type: 'PAIR_ACCEPTED' | 'PAIR_REJECTED' }> => m.type === 'PAIR_ACCEPTED' || m.type === 'PAIR_REJECTED',

@@ -1,7 +1,7 @@
 // The Monitor role: a QUIC server that admits paired listeners, runs the pairing
 // window (QR and CPace PIN), pushes NOISE_EVENTs and enforces revocation.
 import { X509Certificate } from 'node:crypto'
-import { ControlChannel } from '../protocol/control-channel.js'
+import { ControlChannel, ERROR_CLOSE_DELAY_MS } from '../protocol/control-channel.js'
 import { ErrorCode, type Message, type PairRequestMessage, type PinPairingInitMessage, type PinSubmitMessage } from '../protocol/messages.js'
 import { buildQrPayload, DEFAULT_MONITOR_PORT } from '../pairing/qr.js'
 import { PinInitiator, decodeB64x32, tagsEqual, transcriptBytes } from '../pairing/pin.js'
@@ -94,6 +94,8 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
   readonly trustStore: TrustStore
   readonly #endpoint: Endpoint
   readonly #channels = new Set<ControlChannel>()
+  /** Pairing channels whose close is scheduled (their last answer is still being flushed). */
+  readonly #doomed = new WeakSet<ControlChannel>()
   readonly #pinRules: PinRules
   #window: Window | undefined
   #pin: PinState | undefined
@@ -180,7 +182,8 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
     const durationMs = options.durationMs ?? 120_000
     if (!Number.isInteger(durationMs) || durationMs <= 0) throw new InvalidArgumentError('durationMs must be a positive integer')
     if (this.#window !== undefined) clearTimeout(this.#window.timer)
-    const allowPin = options.allowPin ?? true
+    // Without onPin nobody could see the PIN: PIN pairing would only serve guessers.
+    const allowPin = options.allowPin ?? options.onPin !== undefined
     const allowQr = options.allowQr ?? true
     const timer = setTimeout(() => this.#closePairing('timeout'), durationMs)
     timer.unref()
@@ -264,9 +267,30 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
     if (!this.#closed) this.#endpoint.setAcceptUnknown(false)
     // Pairing-only channels have no business left.
     for (const c of this.#channels) {
-      if (c.trust === 'pairing-only') c.close(ErrorCode.UNAUTHORIZED, 'pairing closed').catch(() => undefined)
+      if (c.trust === 'pairing-only') this.#closeSoon(c, ErrorCode.UNAUTHORIZED, 'pairing closed')
     }
     this.#emit('pairing-closed', [{ reason }])
+  }
+
+  /**
+   * Closes a channel after its last queued frame had time to leave: the native driver
+   * drops frames queued in the same IO turn as a close (see ERROR_CLOSE_DELAY_MS), which
+   * would swallow e.g. the PAIR_REJECTED LOCKED or the ERROR UNAUTHORIZED that explains
+   * the close. Messages arriving meanwhile are ignored.
+   */
+  #closeSoon(channel: ControlChannel, code: number, reason: string): void {
+    if (this.#doomed.has(channel) || channel.isClosed) return
+    this.#doomed.add(channel)
+    const close = (): void => {
+      channel.close(code, reason).catch(() => undefined)
+    }
+    if (ERROR_CLOSE_DELAY_MS <= 0) close()
+    else setTimeout(close, ERROR_CLOSE_DELAY_MS).unref()
+  }
+
+  /** May a pairing whose checks (and approval) passed still complete on `channel`? */
+  #mayComplete(channel: ControlChannel): boolean {
+    return this.#window !== undefined && !this.#closed && !channel.isClosed && !this.#doomed.has(channel)
   }
 
   #endPin(): void {
@@ -316,9 +340,12 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
   }
 
   #onMessage(channel: ControlChannel, message: Message): void {
+    if (this.#doomed.has(channel)) return
     if (channel.trust === 'trusted') {
       this.#emit('message', [{ channel, message }])
-      return
+      // A paired listener may pair again (e.g. it lost its trust store): its pairing
+      // messages get the same answers as an unknown listener's instead of none.
+      if (message.type !== 'PAIR_REQUEST' && message.type !== 'PIN_PAIRING_INIT' && message.type !== 'PIN_SUBMIT') return
     }
     const run = async (): Promise<void> => {
       switch (message.type) {
@@ -349,7 +376,7 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
   #refuseIdentity(channel: ControlChannel, method: 'qr' | 'pin', detail: string): void {
     this.#emit('pairing-failed', [{ method, reason: detail, fingerprint: channel.peerFingerprint }])
     this.#safeSend(channel, { type: 'ERROR', code: ErrorCode.UNAUTHORIZED, error: 'UNAUTHORIZED', message: detail })
-    channel.close(ErrorCode.UNAUTHORIZED, 'UNAUTHORIZED').catch(() => undefined)
+    this.#closeSoon(channel, ErrorCode.UNAUTHORIZED, 'UNAUTHORIZED')
   }
 
   async #approve(info: PairingRequestInfo): Promise<boolean> {
@@ -404,7 +431,11 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
       this.#safeSend(channel, { type: 'PAIR_REJECTED', reason: 'NOT_PAIRING' })
       return
     }
-    if (channel.isClosed) return
+    // The window may have closed (or the channel gone) while the application decided.
+    if (!this.#mayComplete(channel)) {
+      this.#safeSend(channel, { type: 'PAIR_REJECTED', reason: 'NOT_PAIRING' })
+      return
+    }
     const entry = await this.#store(channel, info)
     this.#safeSend(channel, { type: 'PAIR_ACCEPTED', monitorId: this.identity.deviceId })
     channel.upgradeTrust()
@@ -461,7 +492,10 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
     const state = this.#pin
     const check = this.#pinRules.check(m.pairingSessionId)
     if (!check.ok || state === undefined || state.channel !== channel) {
-      if (!check.ok && check.reason === 'EXPIRED') this.#endPin()
+      // Only drop our state when the rules say the session is over (it expired): a
+      // submit naming another session id, or coming from another channel, must not end
+      // the live session of the listener that is typing the PIN.
+      if (this.#pin !== undefined && this.#pinRules.current() === undefined) this.#endPin()
       this.#safeSend(channel, { type: 'PAIR_REJECTED', reason: check.ok ? 'EXPIRED' : check.reason })
       return
     }
@@ -510,7 +544,10 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
       this.#safeSend(channel, { type: 'PAIR_REJECTED', reason: 'NOT_PAIRING' })
       return
     }
-    if (channel.isClosed || monitorTag === undefined) return
+    if (!this.#mayComplete(channel) || monitorTag === undefined) {
+      this.#safeSend(channel, { type: 'PAIR_REJECTED', reason: 'NOT_PAIRING' })
+      return
+    }
     const entry = await this.#store(channel, info)
     this.#safeSend(channel, { type: 'PAIR_ACCEPTED', monitorId: this.identity.deviceId, authTag: monitorTag.toString('base64') })
     channel.upgradeTrust()
