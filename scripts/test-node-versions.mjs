@@ -20,7 +20,7 @@ import { delimiter, dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 /** The end-to-end vitest files (real QUIC over loopback, child processes using dist/). */
-export const E2E_FILES = ['test/transport.test.ts']
+export const E2E_FILES = ['test/transport.test.ts', 'test/pairing.test.ts', 'test/cli.test.ts', 'test/readme.test.ts']
 /** Node.js majors to test besides the machine's node; the newest release of each. */
 export const MAJORS = [22, 24, 26]
 /** The lowest versions `engines` admits (require(esm) without a flag): see package.json. */

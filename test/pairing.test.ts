@@ -304,6 +304,31 @@ describe('pairing end to end', () => {
     expect(m.store.get(l.identity.deviceId)).toMatchObject({ fingerprint: l.identity.fingerprint, role: 'listener' })
   })
 
+  it('PIN: a monitor that goes away while the user is typing aborts the prompt at once', async () => {
+    const m = await startMonitor()
+    const l = newListener()
+    const rec = pinRecorder()
+    m.monitor.openPairing({ onPin: rec.onPin })
+    let promptSignal: AbortSignal | undefined
+    const started = Date.now()
+    const result = l.listener
+      .pairWithPin({ host: LOOPBACK, port: m.monitor.address.port, monitorFingerprint: m.identity.fingerprint }, (info) => {
+        promptSignal = info.signal
+        // The user never finishes typing; the monitor shuts down meanwhile.
+        setTimeout(() => void m.monitor.close(), 50)
+        return new Promise<string>(() => undefined)
+      })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+    const err = await withTimeout(result, 5_000, 'pairWithPin should fail once the monitor is gone')
+    expect(err).toMatchObject({ code: 'ERR_CONNECTION_CLOSED' })
+    expect(promptSignal?.aborted).toBe(true)
+    expect(Date.now() - started).toBeLessThan(3_000)
+    expect(l.store.list()).toEqual([])
+  })
+
   it('PIN: a wrong PIN then the right one pairs within the same session (attempts 1 and 2)', async () => {
     const m = await startMonitor()
     const l = newListener()

@@ -138,6 +138,33 @@ function nextMessage<T extends Message>(
   })
 }
 
+/** A signal aborted (with ConnectionClosedError) when the channel closes. */
+function closedSignal(channel: ControlChannel): AbortSignal {
+  const ctl = new AbortController()
+  if (channel.isClosed) ctl.abort(new ConnectionClosedError('the monitor closed the connection'))
+  else void channel.closed.then((info) => ctl.abort(new ConnectionClosedError(`the monitor closed the connection (${info.code} ${info.reason})`)))
+  return ctl.signal
+}
+
+/** Settles with `p`, or rejects as soon as `signal` aborts (with its reason). */
+function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason instanceof Error ? signal.reason : new AbortError(signal.reason))
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason instanceof CribcallError ? signal.reason : new AbortError(signal.reason))
+    signal.addEventListener('abort', onAbort, { once: true })
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(v)
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(e)
+      },
+    )
+  })
+}
+
 export class Listener extends TypedEmitter<ListenerEvents> {
   readonly identity: Identity
   readonly trustStore: TrustStore
@@ -274,8 +301,15 @@ export class Listener extends TypedEmitter<ListenerEvents> {
       }
       const tBytes = transcriptBytes(transcript)
       for (let attempt = 1; attempt <= req.maxAttempts; attempt++) {
+        // The prompt is abandoned as soon as the monitor goes away or the deadline passes.
+        const promptSignal = AbortSignal.any([signal, closedSignal(channel)])
         const pin = String(
-          await getPin({ pairingSessionId: req.pairingSessionId, expiresInSec: req.expiresInSec, attempt, maxAttempts: req.maxAttempts, signal }),
+          await raceAbort(
+            Promise.resolve(
+              getPin({ pairingSessionId: req.pairingSessionId, expiresInSec: req.expiresInSec, attempt, maxAttempts: req.maxAttempts, signal: promptSignal }),
+            ),
+            promptSignal,
+          ),
         ).trim()
         if (signal.aborted) throw new AbortError(signal.reason)
         if (!/^\d{6}$/.test(pin)) throw new InvalidArgumentError('a PIN is exactly 6 digits')
