@@ -52,7 +52,6 @@ export { TypedEmitter, type EventMap, type Listener as EventListener } from './t
 // message schemas, gating and the typed ControlChannel.
 export {
   ControlChannel,
-  ERROR_CLOSE_DELAY_MS,
   type ChannelRole,
   type ConnectChannelOptions,
   type ControlChannelEvents,

@@ -78,18 +78,6 @@ interface PendingPing {
 const ERROR_MESSAGE_MAX = 512
 
 /**
- * How long a rejection that closes the connection waits between queuing the ERROR
- * frame and closing the connection. Works around the native driver: a close requested
- * in the same IO-loop turn as a queued frame discards that frame (io.rs `write_stream`
- * skips connections with `local_close`, and quiche sends no STREAM frame once closing),
- * and a receiver that reads the frame and the CONNECTION_CLOSE in one loop turn never
- * delivers the frame (`process_conn` skips draining connections). SPEC.md §6 requires
- * the ERROR frame to reach the peer before the close; once the driver flushes queued
- * stream data before closing, this can be 0.
- */
-export const ERROR_CLOSE_DELAY_MS = 50
-
-/**
  * A typed CribCall control channel. Incoming frames are parsed strictly, gated by role
  * and trust, validated, and only then delivered; what is rejected is answered in band
  * with an ERROR frame and, where SPEC.md says so, the connection is closed with the
@@ -107,7 +95,6 @@ export class ControlChannel extends TypedEmitter<ControlChannelEvents> {
   readonly #pings = new Map<number, PendingPing>()
   #lastPingStamp = 0
   #rejectedAndClosing = false
-  #errorCloseTimer: NodeJS.Timeout | undefined
   #pingTimer: NodeJS.Timeout | undefined
   readonly #iterators = new Set<ChannelIterator>()
   readonly #iteratorBuffer: number
@@ -396,17 +383,16 @@ export class ControlChannel extends TypedEmitter<ControlChannelEvents> {
     for (const it of this.#iterators) it.push(message)
   }
 
+  /**
+   * Closes after a rejection. The ERROR frame was queued just before: the transport
+   * sends the frames queued before a close ahead of the CONNECTION_CLOSE (SPEC.md §6).
+   */
   #closeAfterError(code: number, reason: string): void {
-    const close = (): void => {
-      this.#errorCloseTimer = undefined
-      try {
-        this.connection.close(code, reason).catch(() => undefined)
-      } catch {
-        // close() only throws for invalid arguments; ours are valid.
-      }
+    try {
+      this.connection.close(code, reason).catch(() => undefined)
+    } catch {
+      // close() only throws for invalid arguments; ours are valid.
     }
-    if (ERROR_CLOSE_DELAY_MS <= 0) close()
-    else this.#errorCloseTimer = setTimeout(close, ERROR_CLOSE_DELAY_MS)
   }
 
   #answerError(error: ErrorName, detail: string, inReplyTo: string | undefined): void {
@@ -426,8 +412,6 @@ export class ControlChannel extends TypedEmitter<ControlChannelEvents> {
 
   #onClose(info: CloseInfo): void {
     if (this.#pingTimer !== undefined) clearInterval(this.#pingTimer)
-    if (this.#errorCloseTimer !== undefined) clearTimeout(this.#errorCloseTimer)
-    this.#errorCloseTimer = undefined
     for (const p of this.#pings.values()) p.reject(new ConnectionClosedError(`channel closed: ${info.reason}`))
     this.#pings.clear()
     this.#liveSessions.clear()

@@ -1,7 +1,7 @@
 // The Monitor role: a QUIC server that admits paired listeners, runs the pairing
 // window (QR and CPace PIN), pushes NOISE_EVENTs and enforces revocation.
 import { X509Certificate } from 'node:crypto'
-import { ControlChannel, ERROR_CLOSE_DELAY_MS } from '../protocol/control-channel.js'
+import { ControlChannel } from '../protocol/control-channel.js'
 import { ErrorCode, type Message, type PairRequestMessage, type PinPairingInitMessage, type PinSubmitMessage } from '../protocol/messages.js'
 import { buildQrPayload, DEFAULT_MONITOR_PORT } from '../pairing/qr.js'
 import { PinInitiator, decodeB64x32, tagsEqual, transcriptBytes } from '../pairing/pin.js'
@@ -267,25 +267,23 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
     if (!this.#closed) this.#endpoint.setAcceptUnknown(false)
     // Pairing-only channels have no business left.
     for (const c of this.#channels) {
-      if (c.trust === 'pairing-only') this.#closeSoon(c, ErrorCode.UNAUTHORIZED, 'pairing closed')
+      if (c.trust !== 'pairing-only' || this.#doomed.has(c)) continue
+      // Whatever pairing was in progress on it is over.
+      this.#safeSend(c, { type: 'PAIR_REJECTED', reason: 'NOT_PAIRING' })
+      this.#closeSoon(c, ErrorCode.UNAUTHORIZED, 'pairing closed')
     }
     this.#emit('pairing-closed', [{ reason }])
   }
 
   /**
-   * Closes a channel after its last queued frame had time to leave: the native driver
-   * drops frames queued in the same IO turn as a close (see ERROR_CLOSE_DELAY_MS), which
-   * would swallow e.g. the PAIR_REJECTED LOCKED or the ERROR UNAUTHORIZED that explains
-   * the close. Messages arriving meanwhile are ignored.
+   * Closes a channel; frames queued before (the ERROR or PAIR_REJECTED that explains
+   * the close) still go out first — the transport sends them ahead of the
+   * CONNECTION_CLOSE. Messages arriving meanwhile are ignored.
    */
   #closeSoon(channel: ControlChannel, code: number, reason: string): void {
     if (this.#doomed.has(channel) || channel.isClosed) return
     this.#doomed.add(channel)
-    const close = (): void => {
-      channel.close(code, reason).catch(() => undefined)
-    }
-    if (ERROR_CLOSE_DELAY_MS <= 0) close()
-    else setTimeout(close, ERROR_CLOSE_DELAY_MS).unref()
+    channel.close(code, reason).catch(() => undefined)
   }
 
   /** May a pairing whose checks (and approval) passed still complete on `channel`? */

@@ -1,0 +1,409 @@
+// Helpers shared by the protocol-layer tests (gating, malformed input, ControlChannel).
+import { NativeEndpoint, type NativeEvent } from '../index.js'
+import {
+  ControlChannel,
+  canonicalBytes,
+  generateIdentity,
+  type CloseInfo,
+  type Connection,
+  type Endpoint,
+  type Identity,
+  type Message,
+  type MessageType,
+  type Trust,
+} from '../src/index.js'
+import { Harness, LOOPBACK, sleep, withTimeout } from './helpers.js'
+
+export const MONITOR_ID = '0f8fad5b-d9cb-469f-a165-70867728950e'
+export const LISTENER_ID = '7c9e6679-7425-40de-944b-e07fc1f90ae7'
+export const FP_A = 'a'.repeat(64)
+export const FP_B = '0123456789abcdef'.repeat(4)
+/** 32 bytes, padded base64 (44 characters, one '='). */
+export const B64_32 = Buffer.alloc(32, 7).toString('base64')
+/** A real SubjectPublicKeyInfo (P-256), base64. */
+export const PUBLIC_KEY = generateIdentity().publicKey
+
+/** One valid instance of every message type (fresh objects on every call). */
+export function validMessages(): { [T in MessageType]: Extract<Message, { type: T }> } {
+  return {
+    PAIR_REQUEST: {
+      type: 'PAIR_REQUEST',
+      listenerId: LISTENER_ID,
+      listenerName: 'Parent phone',
+      listenerPublicKey: PUBLIC_KEY,
+      listenerCertFingerprint: FP_A,
+    },
+    PAIR_ACCEPTED: { type: 'PAIR_ACCEPTED', monitorId: MONITOR_ID },
+    PAIR_REJECTED: { type: 'PAIR_REJECTED', reason: 'NOT_PAIRING' },
+    PIN_PAIRING_INIT: {
+      type: 'PIN_PAIRING_INIT',
+      listenerId: LISTENER_ID,
+      listenerName: 'Parent phone',
+      protocolVersion: 1,
+      listenerCertFingerprint: FP_A,
+    },
+    // monitorId: the code requires it (a decision not yet in SPEC.md §5's table).
+    PIN_REQUIRED: {
+      type: 'PIN_REQUIRED',
+      monitorId: MONITOR_ID,
+      pairingSessionId: 'pin-1',
+      pakeMsgA: B64_32,
+      expiresInSec: 60,
+      maxAttempts: 3,
+    },
+    PIN_SUBMIT: {
+      type: 'PIN_SUBMIT',
+      pairingSessionId: 'pin-1',
+      pakeMsgB: B64_32,
+      transcript: {
+        monitorId: MONITOR_ID,
+        listenerId: LISTENER_ID,
+        listenerPublicKey: PUBLIC_KEY,
+        listenerCertFingerprint: FP_A,
+        monitorCertFingerprint: FP_B,
+        pairingSessionId: 'pin-1',
+      },
+      authTag: B64_32,
+    },
+    NOISE_EVENT: { type: 'NOISE_EVENT', monitorId: MONITOR_ID, timestamp: 1_700_000_000_000, peakLevel: 42 },
+    START_STREAM_REQUEST: { type: 'START_STREAM_REQUEST', sessionId: 'stream-1', mediaType: 'audio' },
+    START_STREAM_RESPONSE: { type: 'START_STREAM_RESPONSE', sessionId: 'stream-1', accepted: true },
+    END_STREAM: { type: 'END_STREAM', sessionId: 'stream-1' },
+    PIN_STREAM: { type: 'PIN_STREAM', sessionId: 'stream-1' },
+    WEBRTC_OFFER: { type: 'WEBRTC_OFFER', sessionId: 'stream-1', sdp: 'v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n' },
+    WEBRTC_ANSWER: { type: 'WEBRTC_ANSWER', sessionId: 'stream-1', sdp: 'v=0\r\n' },
+    WEBRTC_ICE: {
+      type: 'WEBRTC_ICE',
+      sessionId: 'stream-1',
+      candidate: { candidate: 'candidate:1 1 udp 2122260223 192.0.2.1 54321 typ host', sdpMid: '0', sdpMLineIndex: 0 },
+    },
+    PING: { type: 'PING', timestamp: 123 },
+    PONG: { type: 'PONG', timestamp: 456 },
+    ERROR: { type: 'ERROR', code: 4, error: 'CONFLICT', message: 'already streaming', inReplyTo: 'START_STREAM_REQUEST' },
+  }
+}
+
+export function bytesOf(value: unknown): Buffer {
+  return Buffer.from(canonicalBytes(value))
+}
+
+export function utf8(text: string): Buffer {
+  return Buffer.from(text, 'utf8')
+}
+
+/** Parses a frame this library sent (canonical JSON) for assertions. */
+export function parseFrame(payload: Buffer): Record<string, unknown> {
+  return JSON.parse(payload.toString('utf8')) as Record<string, unknown>
+}
+
+export function isErrorFrame(payload: Buffer): boolean {
+  try {
+    return parseFrame(payload).type === 'ERROR'
+  } catch {
+    return false
+  }
+}
+
+/** Runs `worker` over `items` with at most `limit` in flight. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, worker: (item: T, slot: number) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length)
+  let next = 0
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async (_, slot) => {
+      for (;;) {
+        const i = next++
+        if (i >= items.length) return
+        results[i] = await worker(items[i]!, slot)
+      }
+    }),
+  )
+  return results
+}
+
+// ---------------------------------------------------------------------------
+// A raw native endpoint: test hooks (_sendRaw, _injectPanic) the Endpoint class hides.
+
+export interface RawClose {
+  code: number
+  reason: string
+  byPeer: boolean
+  application: boolean
+  errorCode?: string
+}
+
+type RawNative = NativeEndpoint & {
+  _sendRaw?: (connId: number, bytes: Uint8Array) => number
+  _injectPanic?: () => void
+}
+
+/** True when the loaded addon still exposes the raw-bytes test hook. */
+export const HAS_SEND_RAW = typeof (NativeEndpoint.prototype as RawNative)._sendRaw === 'function'
+export const HAS_INJECT_PANIC = typeof (NativeEndpoint.prototype as RawNative)._injectPanic === 'function'
+
+/**
+ * A NativeEndpoint driven directly: used as a peer that can write raw bytes (bad frame
+ * headers) or vanish (its IO thread panics and never sends another packet).
+ */
+export class RawPeer {
+  readonly #ep: RawNative
+  readonly frames = new Map<number, Buffer[]>()
+  readonly closes = new Map<number, RawClose>()
+  readonly connections: number[] = []
+  readonly errors: NativeEvent[] = []
+  readonly #pending = new Map<number, { resolve: (id: number) => void; reject: (e: Error) => void }>()
+  readonly #closeWaiters = new Map<number, Array<(c: RawClose) => void>>()
+  #closed: Promise<void> | undefined
+
+  constructor(identity: Identity, options: { idleTimeoutMs?: number; maxFramePayload?: number } = {}) {
+    this.#ep = new NativeEndpoint(
+      { host: LOOPBACK, port: 0, certPem: identity.certPem, keyPem: identity.keyPem, ...options },
+      (first: unknown, second?: unknown) => {
+        const batch = Array.isArray(first) ? first : second
+        if (Array.isArray(batch)) for (const e of batch as NativeEvent[]) this.#dispatch(e)
+      },
+    ) as RawNative
+  }
+
+  get port(): number {
+    return this.#ep.localAddress().port
+  }
+
+  listen(acceptUnknown: boolean): void {
+    this.#ep.listen(acceptUnknown)
+  }
+
+  connect(port: number, serverFingerprint: string, ms = 5000): Promise<number> {
+    const id = this.#ep.connect(LOOPBACK, port, serverFingerprint)
+    return withTimeout(
+      new Promise<number>((resolve, reject) => this.#pending.set(id, { resolve, reject })),
+      ms,
+      'a raw connect',
+    )
+  }
+
+  send(connId: number, payload: Uint8Array): number {
+    return this.#ep.send(connId, payload)
+  }
+
+  sendRaw(connId: number, bytes: Uint8Array): number {
+    const f = this.#ep._sendRaw
+    if (f === undefined) throw new Error('the addon has no _sendRaw')
+    return f.call(this.#ep, connId, bytes)
+  }
+
+  injectPanic(): void {
+    const f = this.#ep._injectPanic
+    if (f === undefined) throw new Error('the addon has no _injectPanic')
+    f.call(this.#ep)
+  }
+
+  closeConnection(connId: number, code: number, reason: string): void {
+    this.#ep.closeConnection(connId, code, reason)
+  }
+
+  framesOf(connId: number): Buffer[] {
+    return this.frames.get(connId) ?? []
+  }
+
+  closeOf(connId: number, ms = 5000): Promise<RawClose> {
+    const done = this.closes.get(connId)
+    if (done !== undefined) return Promise.resolve(done)
+    return withTimeout(
+      new Promise<RawClose>((resolve) => {
+        const list = this.#closeWaiters.get(connId) ?? []
+        list.push(resolve)
+        this.#closeWaiters.set(connId, list)
+      }),
+      ms,
+      `raw close of connection ${connId}`,
+    )
+  }
+
+  close(): Promise<void> {
+    this.#closed ??= this.#ep.close().catch(() => undefined)
+    return this.#closed
+  }
+
+  #dispatch(e: NativeEvent): void {
+    const id = e.connId
+    switch (e.kind) {
+      case 'connected':
+        if (id !== undefined) {
+          this.#pending.get(id)?.resolve(id)
+          this.#pending.delete(id)
+        }
+        return
+      case 'connection':
+        if (id !== undefined) this.connections.push(id)
+        return
+      case 'connectFailed':
+        if (id !== undefined) {
+          this.#pending.get(id)?.reject(new Error(`connect failed: ${e.errorCode ?? '?'} ${e.message ?? ''}`))
+          this.#pending.delete(id)
+        }
+        return
+      case 'frame':
+        if (id !== undefined && e.payload !== undefined) {
+          const list = this.frames.get(id) ?? []
+          list.push(Buffer.from(e.payload))
+          this.frames.set(id, list)
+        }
+        return
+      case 'close':
+        if (id !== undefined) {
+          const info: RawClose = {
+            code: e.code ?? 0,
+            reason: e.reason ?? '',
+            byPeer: e.byPeer ?? false,
+            application: e.application ?? false,
+            ...(e.errorCode === undefined ? {} : { errorCode: e.errorCode }),
+          }
+          this.closes.set(id, info)
+          for (const w of this.#closeWaiters.get(id) ?? []) w(info)
+          this.#closeWaiters.delete(id)
+        }
+        return
+      case 'error':
+        this.errors.push(e)
+        return
+      default:
+        return
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// A monitor endpoint with "slots" of listener endpoints, so that many cases can run
+// concurrently on fresh connections while each server-side connection is matched to
+// its case by the client certificate fingerprint (one case per slot at a time).
+
+export type Direction = 'L->M' | 'M->L'
+
+export interface Slot {
+  /** Listener endpoint whose certificate the monitor knows (trusted on the monitor side). */
+  readonly known: Endpoint
+  readonly knownId: Identity
+  /** Listener endpoint whose certificate the monitor does not know (pairing-only there). */
+  readonly unknown: Endpoint
+  readonly unknownId: Identity
+}
+
+/** Both ends of one test connection. */
+export interface Link {
+  /** The side that writes raw frames. */
+  readonly sender: Connection
+  /** The side under test. */
+  readonly receiver: ControlChannel
+  /** Frames the sender received (after the stream-opening frame of an M->L link). */
+  readonly senderFrames: Buffer[]
+  /** Messages the receiver delivered to 'message'. */
+  readonly delivered: Message[]
+  /** 'noise' deliveries on the receiver. */
+  readonly noise: Message[]
+  /** 'error' events on the receiver. */
+  readonly receiverErrors: Error[]
+}
+
+export class GatingRig {
+  readonly h = new Harness()
+  monitor!: Endpoint
+  monitorId!: Identity
+  slots: Slot[] = []
+  readonly #waiters = new Map<string, (c: Connection) => void>()
+
+  async start(slots: number): Promise<void> {
+    this.monitorId = generateIdentity()
+    this.monitor = await this.h.bind(this.monitorId)
+    for (let i = 0; i < slots; i++) {
+      const knownId = generateIdentity({ keyType: i % 2 === 0 ? 'p256' : 'ed25519' })
+      const unknownId = generateIdentity()
+      this.slots.push({ known: await this.h.bind(knownId), knownId, unknown: await this.h.bind(unknownId), unknownId })
+    }
+    this.monitor.setKnownPeers(this.slots.map((s) => s.knownId.fingerprint))
+    this.monitor.listen({ acceptUnknown: true })
+    this.monitor.on('connection', (c) => {
+      const w = this.#waiters.get(c.peerFingerprint)
+      if (w === undefined) {
+        void c.close(0, 'unexpected')
+        return
+      }
+      this.#waiters.delete(c.peerFingerprint)
+      w(c)
+    })
+  }
+
+  /** Opens a fresh link for one case. `trust` is the receiver's trust. */
+  async link(slot: Slot, dir: Direction, trust: Trust): Promise<Link> {
+    const client = dir === 'L->M' && trust === 'pairing-only' ? slot.unknown : slot.known
+    const clientId = client === slot.known ? slot.knownId : slot.unknownId
+    const serverSide = withTimeout(
+      new Promise<Connection>((resolve) => this.#waiters.set(clientId.fingerprint, resolve)),
+      5000,
+      "the monitor's 'connection' event",
+    )
+    const conn = await client.connect({ host: LOOPBACK, port: this.monitor.address.port, serverFingerprint: this.monitorId.fingerprint })
+    const sconn = await serverSide
+    const senderFrames: Buffer[] = []
+    const delivered: Message[] = []
+    const noise: Message[] = []
+    const receiverErrors: Error[] = []
+    let sender: Connection
+    let receiver: ControlChannel
+    if (dir === 'L->M') {
+      sender = conn
+      receiver = ControlChannel.accept(sconn)
+      sender.on('frame', (p) => {
+        senderFrames.push(p)
+      })
+    } else {
+      sender = sconn
+      receiver = new ControlChannel(conn, { role: 'listener', trust })
+      // The listener opens the control stream with its first frame.
+      const opener = withTimeout(
+        new Promise<Buffer>((resolve) => sender.once('frame', resolve)),
+        5000,
+        'the stream-opening frame',
+      )
+      receiver.send(
+        trust === 'trusted'
+          ? { type: 'PING', timestamp: 1 }
+          : { ...validMessages().PAIR_REQUEST, listenerCertFingerprint: clientId.fingerprint },
+      )
+      await opener
+      sender.on('frame', (p) => {
+        senderFrames.push(p)
+      })
+    }
+    receiver.on('message', (m) => {
+      delivered.push(m)
+    })
+    receiver.on('noise', (m) => {
+      noise.push(m)
+    })
+    receiver.on('error', (e) => {
+      receiverErrors.push(e)
+    })
+    return { sender, receiver, senderFrames, delivered, noise, receiverErrors }
+  }
+
+  async stop(): Promise<void> {
+    await this.h.closeAll()
+  }
+}
+
+/** Closes both ends of a link and waits until both reported 'close'. */
+export async function closeLink(link: Link): Promise<void> {
+  void link.sender.close(0, 'case done')
+  void link.receiver.close(0, 'case done')
+  await withTimeout(Promise.all([link.sender.closed, link.receiver.closed]), 5000, 'the link to close')
+}
+
+export async function waitFor(predicate: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await sleep(2)
+  }
+}
+
+export type { CloseInfo }
