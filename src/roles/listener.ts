@@ -1,6 +1,5 @@
 // The Listener role: pairs with monitors (QR or CPace PIN), stores them, and keeps a
 // self-reconnecting control channel to a paired monitor.
-import { X509Certificate } from 'node:crypto'
 import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -10,6 +9,7 @@ import { ProtocolError } from '../protocol/errors.js'
 import { DEFAULT_MONITOR_PORT, parseQrPayload, type QrPayload } from '../pairing/qr.js'
 import { decodeB64x32, respondPin, tagsEqual, transcriptBytes } from '../pairing/pin.js'
 import type { TrustEntry, TrustStore } from '../store/trust-store.js'
+import { hostPort, parseHostPort, publicKeyOf } from './address.js'
 import type { CloseInfo } from '../transport/connection.js'
 import { Endpoint, type EndpointOptions } from '../transport/endpoint.js'
 import { TypedEmitter } from '../transport/emitter.js'
@@ -86,20 +86,6 @@ export interface PairTarget {
 export type ListenerEvents = {
   paired: [entry: TrustEntry]
   error: [error: CribcallError]
-}
-
-function hostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
-}
-
-function parseHostPort(s: string): { host: string; port: number } | undefined {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(s) ?? /^([^:]+):(\d+)$/.exec(s)
-  if (m === null) return undefined
-  return { host: m[1] as string, port: Number(m[2]) }
-}
-
-function publicKeyOf(certDer: Buffer): string {
-  return new X509Certificate(certDer).publicKey.export({ type: 'spki', format: 'der' }).toString('base64')
 }
 
 /** Waits for the next message on a channel that satisfies `accept`, or fails. */

@@ -1,12 +1,12 @@
 // The Monitor role: a QUIC server that admits paired listeners, runs the pairing
 // window (QR and CPace PIN), pushes NOISE_EVENTs and enforces revocation.
-import { X509Certificate } from 'node:crypto'
 import { ControlChannel } from '../protocol/control-channel.js'
 import { ErrorCode, type Message, type PairRequestMessage, type PinPairingInitMessage, type PinSubmitMessage } from '../protocol/messages.js'
 import { buildQrPayload, DEFAULT_MONITOR_PORT } from '../pairing/qr.js'
 import { PinInitiator, decodeB64x32, tagsEqual, transcriptBytes } from '../pairing/pin.js'
 import { PinRules, type PinRulesOptions, type PinSessionInfo } from '../pairing/pin-session.js'
 import type { TrustEntry, TrustStore } from '../store/trust-store.js'
+import { hostPort as hostPortOf, publicKeyOf } from './address.js'
 import { Endpoint, type EndpointOptions } from '../transport/endpoint.js'
 import type { Connection } from '../transport/connection.js'
 import { TypedEmitter } from '../transport/emitter.js'
@@ -78,14 +78,6 @@ interface PinState {
   session: PinSessionInfo
   initiator: PinInitiator
   channel: ControlChannel
-}
-
-function publicKeyOf(certDer: Buffer): string {
-  return new X509Certificate(certDer).publicKey.export({ type: 'spki', format: 'der' }).toString('base64')
-}
-
-function hostPort(a: { host: string; port: number }): string {
-  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`
 }
 
 export class Monitor extends TypedEmitter<MonitorEvents> {
@@ -331,7 +323,7 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
     })
     if (trusted) {
       this.trustStore
-        .touch(known.deviceId, { lastSeenAt: Date.now(), lastAddress: hostPort(conn.remoteAddress) })
+        .touch(known.deviceId, { lastSeenAt: Date.now(), lastAddress: hostPortOf(conn.remoteAddress.host, conn.remoteAddress.port) })
         .catch((e: unknown) => this.#error(e instanceof CribcallError ? e : new CribcallError('ERR_TRUST_STORE', String(e))))
     }
     this.#emit('listener-connected', [{ channel, entry: known }])
@@ -397,7 +389,7 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
       role: 'listener',
       pairedAt: Date.now(),
       lastSeenAt: Date.now(),
-      lastAddress: hostPort(channel.connection.remoteAddress),
+      lastAddress: hostPortOf(channel.connection.remoteAddress.host, channel.connection.remoteAddress.port),
     }
     await this.trustStore.put(entry)
     return this.trustStore.get(entry.deviceId) ?? entry
