@@ -652,6 +652,9 @@ impl Io {
                 }
             }
         }
+        while let Some(ev) = c.q.path_event_next() {
+            debug_log!("conn {id}: path event {ev:?}");
+        }
         if !c.reported || congested || c.local_close.is_some() {
             return;
         }
