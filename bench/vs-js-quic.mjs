@@ -4,11 +4,25 @@
 // 4-byte length framing and 5,000 round trips after a warm-up, in one run.
 //
 //   npm run build && node bench/vs-js-quic.mjs
+import { execFileSync } from 'node:child_process'
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+import { existsSync, mkdirSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
-import * as jsquic from '@matrixai/quic'
-import Logger, { LogLevel } from '@matrixai/logger'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { Endpoint, generateIdentity } from '../dist/index.js'
+
+// The peer library is installed on demand (exact version) beside the project, not as a
+// dependency: it is only needed here.
+const JS_QUIC = '2.0.9'
+const cache = fileURLToPath(new URL(`../node_modules/.cache/bench-js-quic-${JS_QUIC}/`, import.meta.url))
+const entry = (pkg) => pathToFileURL(`${cache}node_modules/${pkg}/dist/index.js`).href
+if (!existsSync(`${cache}node_modules/@matrixai/quic/package.json`)) {
+  mkdirSync(cache, { recursive: true })
+  console.log(`installing @matrixai/quic@${JS_QUIC} into ${cache}`)
+  execFileSync('npm', ['install', '--prefix', cache, '--no-save', '--no-audit', '--no-fund', `@matrixai/quic@${JS_QUIC}`], { stdio: 'inherit' })
+}
+const jsquic = await import(entry('@matrixai/quic'))
+const { default: Logger, LogLevel } = await import(entry('@matrixai/logger'))
 
 const N = 5000
 const WARMUP = 500
