@@ -124,6 +124,15 @@ function nextMessage<T extends Message>(
   })
 }
 
+/** The next message whose type is one of `types` (an ERROR or a close rejects). */
+function nextOf<T extends Message['type']>(
+  channel: ControlChannel,
+  types: readonly T[],
+  signal: AbortSignal,
+): Promise<Extract<Message, { type: T }>> {
+  return nextMessage(channel, (m): m is Extract<Message, { type: T }> => (types as readonly string[]).includes(m.type), signal)
+}
+
 /** A signal aborted (with ConnectionClosedError) when the channel closes. */
 function closedSignal(channel: ControlChannel): AbortSignal {
   const ctl = new AbortController()
@@ -220,11 +229,7 @@ export class Listener extends TypedEmitter<ListenerEvents> {
     const signal = this.#deadline(target)
     const channel = await this.#dial(target.host, port, qr.monitorCertFingerprint, 'pairing-only', signal)
     try {
-      const answer = nextMessage(
-        channel,
-        (m): m is Extract<Message, { type: 'PAIR_ACCEPTED' | 'PAIR_REJECTED' }> => m.type === 'PAIR_ACCEPTED' || m.type === 'PAIR_REJECTED',
-        signal,
-      )
+      const answer = nextOf(channel, ['PAIR_ACCEPTED', 'PAIR_REJECTED'], signal)
       channel.send({
         type: 'PAIR_REQUEST',
         listenerId: this.identity.deviceId,
@@ -258,11 +263,7 @@ export class Listener extends TypedEmitter<ListenerEvents> {
     const signal = this.#deadline(target)
     const channel = await this.#dial(target.host, port, target.monitorFingerprint, 'pairing-only', signal)
     try {
-      const required = nextMessage(
-        channel,
-        (m): m is Extract<Message, { type: 'PIN_REQUIRED' | 'PAIR_REJECTED' }> => m.type === 'PIN_REQUIRED' || m.type === 'PAIR_REJECTED',
-        signal,
-      )
+      const required = nextOf(channel, ['PIN_REQUIRED', 'PAIR_REJECTED'], signal)
       channel.send({
         type: 'PIN_PAIRING_INIT',
         listenerId: this.identity.deviceId,
@@ -308,11 +309,7 @@ export class Listener extends TypedEmitter<ListenerEvents> {
           await channel.close(ErrorCode.UNAUTHORIZED, 'invalid PAKE share').catch(() => undefined)
           throw new PairingFailedError(`the monitor's PIN_REQUIRED is unusable: ${e instanceof Error ? e.message : String(e)}`, { cause: e })
         }
-        const answer = nextMessage(
-          channel,
-          (m): m is Extract<Message, { type: 'PAIR_ACCEPTED' | 'PAIR_REJECTED' }> => m.type === 'PAIR_ACCEPTED' || m.type === 'PAIR_REJECTED',
-          signal,
-        )
+        const answer = nextOf(channel, ['PAIR_ACCEPTED', 'PAIR_REJECTED'], signal)
         channel.send({
           type: 'PIN_SUBMIT',
           pairingSessionId: req.pairingSessionId,
