@@ -30,6 +30,8 @@ export declare class NativeEndpoint {
   connect(host: string, portNumber: number, serverFingerprint: string): number
   /** Queues one frame; returns the bytes queued natively for this connection. */
   send(connId: number, payload: Uint8Array): number
+  /** Bytes accepted by `send` for this connection and not yet handed to QUIC. */
+  queued(connId: number): number
   /** Test hook: queues raw bytes on the control stream without framing. */
   _sendRaw(connId: number, bytes: Uint8Array): number
   /** Queues one frame, serialized once, on every given connection; returns how many took it. */
@@ -89,6 +91,10 @@ export declare function canonicalStringObject(obj: Record<string, string>): Buff
 /** Counters of an endpoint. */
 export interface EndpointStats {
   connections: number
+  /** Stateless resets sent for packets of unknown connections. */
+  statelessResetsSent: number
+  /** Connections ended by a stateless reset from the peer. */
+  statelessResetsReceived: number
   handshakesRejected: number
   streamBytesReceived: number
   streamBytesSent: number
@@ -144,7 +150,7 @@ export interface NativeEndpointOptions {
   handshakeTimeoutMs?: number
   /** QUIC idle timeout in ms, default 30000. */
   idleTimeoutMs?: number
-  /** Send a QUIC PING after this many ms without sending; 0/absent = off. */
+  /** Send a QUIC PING after this many ms without sending; 0 = off; default 5000. */
   keepAliveMs?: number
   /** Connections per endpoint, default 1024. */
   maxConnections?: number
@@ -154,7 +160,7 @@ export interface NativeEndpointOptions {
 
 /** One event of a batch; `kind` says which fields are set. */
 export interface NativeEvent {
-  /** 'connection' | 'connected' | 'connectFailed' | 'frame' | 'close' | 'error' | 'closed' */
+  /** 'connection' | 'connected' | 'connectFailed' | 'frame' | 'drain' | 'close' | 'error' | 'closed' */
   kind: string
   connId?: number
   payload?: Buffer

@@ -14,6 +14,7 @@ export {
   HandshakeFailedError,
   HandshakeTimeoutError,
   IdleTimeoutError,
+  ConnectionResetError,
   InternalError,
   InvalidArgumentError,
   PeerRejectedError,
@@ -168,6 +169,14 @@ export {
   type PairingRequestInfo,
 } from './roles/monitor.js'
 export {
+  DEFAULT_MAX_LISTENER_QUEUE_BYTES,
+  DEFAULT_REPLAY_WINDOW_MS,
+  type NoiseBroadcastReport,
+  type NoiseOutcome,
+} from './roles/noise-fanout.js'
+export { MAX_REPLAY_EVENTS } from './roles/noise-log.js'
+export { TOO_SLOW_REASON } from './roles/noise-feed.js'
+export {
   Listener,
   ListenerChannel,
   NotPairedError,
@@ -179,4 +188,10 @@ export {
   type PairTarget,
   type PinPromptInfo,
   type ReconnectOptions,
+  LISTENER_KEEP_ALIVE_MS,
+  RECONNECT_DEFAULTS,
+  type ChannelOptions,
+  type DisconnectInfo,
+  type GetPin,
+  type ReconnectingInfo,
 } from './roles/listener.js'

@@ -279,7 +279,8 @@ describe('cribcall-agent CLI', () => {
 
     const sentFrom = monitor.events.length
     monitor.write('noise 42')
-    expect(await monitor.waitFor('noise-sent', (e) => e.peakLevel === 42, 5000, sentFrom)).toMatchObject({ listeners: 1 })
+    // L watches; L2 is paired but away (it would get the event by replay if it came back).
+    expect(await monitor.waitFor('noise-sent', (e) => e.peakLevel === 42, 5000, sentFrom)).toMatchObject({ listeners: 1, notConnected: 1, tooSlow: 0 })
     monitor.write('noise 7')
     const n42 = await watch.waitFor('noise', (e) => e.peakLevel === 42)
     const n7 = await watch.waitFor('noise', (e) => e.peakLevel === 7)

@@ -931,7 +931,7 @@ describe('NOISE_EVENT across reconnects', () => {
 
   async function broadcastUntilDelivered(m: Monitor, peakLevel: number, got: NoiseEventMessage[]): Promise<void> {
     const before = got.length
-    expect(m.broadcastNoise({ peakLevel, timestamp: 1_700_000_000_000 + peakLevel })).toBe(1)
+    expect(m.broadcastNoise({ peakLevel, timestamp: 1_700_000_000_000 + peakLevel }).delivered).toBe(1)
     await waitUntil(() => got.length > before, 3000, `NOISE_EVENT ${peakLevel}`)
   }
 

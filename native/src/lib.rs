@@ -161,7 +161,7 @@ pub struct NativeEndpointOptions {
     pub handshake_timeout_ms: Option<u32>,
     /// QUIC idle timeout in ms, default 30000.
     pub idle_timeout_ms: Option<u32>,
-    /// Send a QUIC PING after this many ms without sending; 0/absent = off.
+    /// Send a QUIC PING after this many ms without sending; 0 = off; default 5000.
     pub keep_alive_ms: Option<u32>,
     /// Connections per endpoint, default 1024.
     pub max_connections: Option<u32>,
@@ -172,7 +172,7 @@ pub struct NativeEndpointOptions {
 /// One event of a batch; `kind` says which fields are set.
 #[napi(object)]
 pub struct NativeEvent {
-    /// 'connection' | 'connected' | 'connectFailed' | 'frame' | 'close' | 'error' | 'closed'
+    /// 'connection' | 'connected' | 'connectFailed' | 'frame' | 'drain' | 'close' | 'error' | 'closed'
     pub kind: String,
     pub conn_id: Option<u32>,
     pub payload: Option<Buffer>,
@@ -268,6 +268,10 @@ impl NativeEvent {
                 error_code: info.error_code.map(str::to_owned),
                 ..NativeEvent::new("close")
             },
+            Event::Drain { conn_id } => NativeEvent {
+                conn_id: Some(conn_id),
+                ..NativeEvent::new("drain")
+            },
             Event::Error { code, message } => NativeEvent {
                 error_code: Some(code.to_owned()),
                 message: Some(message),
@@ -282,6 +286,10 @@ impl NativeEvent {
 #[napi(object)]
 pub struct EndpointStats {
     pub connections: u32,
+    /// Stateless resets sent for packets of unknown connections.
+    pub stateless_resets_sent: f64,
+    /// Connections ended by a stateless reset from the peer.
+    pub stateless_resets_received: f64,
     pub handshakes_rejected: f64,
     pub stream_bytes_received: f64,
     pub stream_bytes_sent: f64,
@@ -462,6 +470,12 @@ impl NativeEndpoint {
             .map_err(js_err)
     }
 
+    /// Bytes accepted by `send` for this connection and not yet handed to QUIC.
+    #[napi]
+    pub fn queued(&self, conn_id: u32) -> u32 {
+        self.handle.queued(conn_id).min(u32::MAX as usize) as u32
+    }
+
     /// Test hook: queues raw bytes on the control stream without framing.
     #[napi(js_name = "_sendRaw")]
     pub fn send_raw(&self, conn_id: u32, bytes: &[u8]) -> Result<u32, Code> {
@@ -494,6 +508,8 @@ impl NativeEndpoint {
         let s = self.handle.stats();
         EndpointStats {
             connections: s.connections as u32,
+            stateless_resets_sent: s.stateless_resets_sent as f64,
+            stateless_resets_received: s.stateless_resets_received as f64,
             handshakes_rejected: s.handshakes_rejected as f64,
             stream_bytes_received: s.stream_bytes_received as f64,
             stream_bytes_sent: s.stream_bytes_sent as f64,

@@ -335,9 +335,16 @@ async function cmdMonitor(o: MonitorCmd): Promise<void> {
       if (cmd === 'noise') {
         const level = Number(arg)
         if (arg === undefined || !/^\d{1,3}$/.test(arg) || level > 100) throw new UsageError('usage: noise <level 0-100>')
-        const timestamp = Date.now()
-        const delivered = monitor.broadcastNoise({ peakLevel: level, timestamp })
-        emit('noise-sent', { peakLevel: level, timestamp, listeners: delivered }, `NOISE_EVENT ${level} sent to ${delivered} listener(s)`)
+        const report = monitor.broadcastNoise({ peakLevel: level })
+        const notConnected = report.listeners.filter((l) => l.outcome === 'not-connected').length
+        const tooSlow = report.listeners.filter((l) => l.outcome === 'disconnected-too-slow').length
+        emit(
+          'noise-sent',
+          { peakLevel: level, timestamp: report.timestamp, listeners: report.delivered, notConnected, tooSlow },
+          `NOISE_EVENT ${level} sent to ${report.delivered} listener(s)` +
+            (notConnected > 0 ? `; ${notConnected} paired listener(s) not connected (replayed if back within the replay window)` : '') +
+            (tooSlow > 0 ? `; ${tooSlow} disconnected as too slow (caught up when back)` : ''),
+        )
       } else if (cmd === 'pair') {
         openPairing(arg === undefined ? o.pairMinutes : parsePositive(arg)).catch((e: unknown) => warn(e))
       } else if (cmd === 'unpair' || cmd === 'close-pairing') {
@@ -464,35 +471,46 @@ async function cmdWatch(o: { dir: string }): Promise<void> {
   for (const m of monitors) {
     const ids = { deviceId: m.deviceId, fingerprint: m.fingerprint }
     emit('connecting', { ...ids, name: m.name, address: m.lastAddress ?? null }, `connecting to ${m.name} (${m.deviceId}) at ${m.lastAddress ?? '?'}`)
-    listener.connect(m.deviceId).then(
-      (ch) => {
-        emit('connected', ids, `connected to ${m.name} (${m.deviceId})`)
-        ch.on('connected', ({ attempt }) => {
-          if (attempt > 1) emit('connected', ids, `reconnected to ${m.name}`)
-        })
-        ch.on('disconnected', (info) => emit('disconnected', { ...ids, code: info.code, reason: info.reason }, `disconnected from ${m.name} (${info.reason || info.code})`))
-        ch.on('reconnecting', ({ attempt, delayMs }) => emit('reconnecting', { ...ids, attempt, delayMs }, `reconnecting to ${m.name} in ${delayMs} ms (attempt ${attempt})`))
-        ch.on('noise', (n) =>
-          emit('noise', { monitorId: n.monitorId, timestamp: n.timestamp, peakLevel: n.peakLevel, receivedAt: Date.now() }, `noise from ${m.name}: level ${n.peakLevel} at ${new Date(n.timestamp).toISOString()}`),
-        )
-        ch.on('error', (e) => warn(e, ids))
-        const onClose = (info: { code: number; reason: string }): void => {
-          if (stopping) return
-          const revoked = info.code === AppErrorCode.UNAUTHORIZED
-          emit('disconnected', { ...ids, code: info.code, reason: info.reason, final: true }, `channel to ${m.name} closed for good: ${info.reason || info.code}${revoked ? ' (this listener was revoked)' : ''}`)
-          ended(revoked)
-        }
-        if (ch.isClosed) void ch.closed.then(onClose)
-        else ch.on('close', onClose)
-      },
-      (e: unknown) => {
-        if (stopping) return
-        warn(e, ids)
-        ended(e instanceof CribcallError && e.code === 'ERR_PEER_REJECTED')
-      },
-    )
+    let ch: ListenerChannel
+    try {
+      ch = listener.openChannel(m.deviceId)
+    } catch (e) {
+      warn(e, ids)
+      ended(false)
+      continue
+    }
+    watchChannel(ch, m, () => stopping, ended)
   }
   await new Promise<void>(() => undefined)
+}
+
+/**
+ * Prints one monitor channel's events. Transient closes (busy, idle timeout, reset,
+ * network) print `disconnected` and `reconnecting` and the channel carries on; only a
+ * final close prints `disconnected` with `final: true` and calls `ended`.
+ */
+function watchChannel(ch: ListenerChannel, m: TrustEntry, stopping: () => boolean, ended: (refused: boolean) => void): void {
+  const ids = { deviceId: m.deviceId, fingerprint: m.fingerprint }
+  ch.on('connected', ({ attempt }) => emit('connected', ids, attempt > 1 ? `reconnected to ${m.name}` : `connected to ${m.name} (${m.deviceId})`))
+  ch.on('disconnected', (info) => {
+    // A final disconnect is printed once, by 'close' (with final: true).
+    if (!info.final) emit('disconnected', { ...ids, code: info.code, reason: info.reason }, `disconnected from ${m.name} (${info.reason || info.code})`)
+  })
+  ch.on('reconnecting', ({ attempt, delayMs, error }) =>
+    emit('reconnecting', { ...ids, attempt, delayMs }, `reconnecting to ${m.name} in ${delayMs} ms (attempt ${attempt})${error === undefined ? '' : `: ${error.message}`}`),
+  )
+  ch.on('noise', (n) =>
+    emit('noise', { monitorId: n.monitorId, timestamp: n.timestamp, peakLevel: n.peakLevel, receivedAt: Date.now() }, `noise from ${m.name}: level ${n.peakLevel} at ${new Date(n.timestamp).toISOString()}`),
+  )
+  ch.on('error', (e) => warn(e, ids))
+  ch.on('close', (info) => {
+    if (stopping()) return // closed by us (Ctrl-C)
+    // Refused: the monitor's admission turned this listener's certificate away, or the
+    // monitor closed with UNAUTHORIZED (revoked). A changed monitor identity is not a refusal.
+    const refused = info.errorCode === 'ERR_PEER_REJECTED' || (info.errorCode === undefined && info.byPeer && info.application && info.code === AppErrorCode.UNAUTHORIZED)
+    emit('disconnected', { ...ids, code: info.code, reason: info.reason, final: true }, `channel to ${m.name} closed for good: ${info.reason || info.code}${refused ? ' (this listener was revoked or refused)' : ''}`)
+    ended(refused)
+  })
 }
 
 async function cmdTrustList(o: { dir: string }): Promise<void> {
@@ -563,10 +581,10 @@ async function cmdDemo(): Promise<void> {
       })
     const done = Promise.all([got(ca), got(cb)])
     for (let i = 0; i < N; i++) {
-      const timestamp = Date.now()
-      sentAt.set(timestamp, performance.now())
-      const delivered = monitor.broadcastNoise({ peakLevel: 20 + i * 15, timestamp })
-      log(`NOISE_EVENT peakLevel ${20 + i * 15} sent to ${delivered} listeners`)
+      const t0 = performance.now()
+      const report = monitor.broadcastNoise({ peakLevel: 20 + i * 15 })
+      sentAt.set(report.timestamp, t0)
+      log(`NOISE_EVENT peakLevel ${20 + i * 15} sent to ${report.delivered} listeners`)
       await new Promise((r) => setTimeout(r, 25))
     }
     await done

@@ -7,6 +7,7 @@ import { PinInitiator, decodeB64x32, tagsEqual, transcriptBytes } from '../pairi
 import { PinRules, type PinRulesOptions, type PinSessionInfo } from '../pairing/pin-session.js'
 import type { TrustEntry, TrustStore } from '../store/trust-store.js'
 import { hostPort as hostPortOf, publicKeyOf } from './address.js'
+import { checkNoiseOptions, NoiseFanout, type NoiseBroadcastReport } from './noise-fanout.js'
 import { Endpoint, type EndpointOptions } from '../transport/endpoint.js'
 import type { Connection } from '../transport/connection.js'
 import { TypedEmitter } from '../transport/emitter.js'
@@ -26,6 +27,17 @@ export interface MonitorOptions {
   readonly endpoint?: Omit<EndpointOptions, 'host' | 'port' | 'identity'>
   /** PIN rules (expiry, attempts, lockout) and an injectable clock for tests. */
   readonly pin?: PinRulesOptions
+  /**
+   * How long (ms) broadcast NOISE_EVENTs are kept to be replayed to a paired listener
+   * that (re)connects; at most 10,000 events. Default 60,000; 0 disables the replay.
+   */
+  readonly replayWindowMs?: number
+  /**
+   * Bound (bytes) of each trusted listener channel's send queue. A listener whose queue
+   * would grow past it is closed with INTERNAL_ERROR (5) 'too slow: send queue full'
+   * and caught up by the replay when it reconnects. Default 1 MiB.
+   */
+  readonly maxListenerQueueBytes?: number
   readonly signal?: AbortSignal
 }
 
@@ -89,6 +101,7 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
   /** Pairing channels whose close is scheduled (their last answer is still being flushed). */
   readonly #doomed = new WeakSet<ControlChannel>()
   readonly #pinRules: PinRules
+  readonly #noise: NoiseFanout
   #window: Window | undefined
   #pin: PinState | undefined
   #closed = false
@@ -102,6 +115,7 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
     this.trustStore = options.trustStore
     this.#endpoint = endpoint
     this.#pinRules = new PinRules(options.pin)
+    this.#noise = new NoiseFanout(options)
     this.#onRevoked = (entry) => this.#handleRevoked(entry)
     this.#onChange = () => this.#syncKnownPeers()
     this.trustStore.on('revoked', this.#onRevoked)
@@ -119,6 +133,7 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
       throw new InvalidArgumentError('name must be 1–64 characters')
     }
     if (options.trustStore === undefined) throw new InvalidArgumentError('trustStore is required')
+    checkNoiseOptions(options)
     const endpoint = await Endpoint.bind({
       ...options.endpoint,
       host: options.host ?? '0.0.0.0',
@@ -191,17 +206,24 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
     this.#closePairing('closed')
   }
 
-  /** Sends a NOISE_EVENT to every trusted listener; returns how many got it. */
-  broadcastNoise(event: { peakLevel: number; timestamp?: number }): number {
+  /**
+   * Sends a NOISE_EVENT to every connected paired listener and keeps it in the replay
+   * window. Its timestamp is `timestamp` (default now), raised to one more than the
+   * previous event's when it is not greater: a monitor's timestamps strictly increase.
+   * Throws InvalidMessageError for an invalid peakLevel or timestamp.
+   */
+  broadcastNoise(event: { peakLevel: number; timestamp?: number }): NoiseBroadcastReport {
     this.#assertOpen()
-    const message: Message = {
-      type: 'NOISE_EVENT',
-      monitorId: this.identity.deviceId,
-      timestamp: event.timestamp ?? Date.now(),
-      peakLevel: event.peakLevel,
-    }
-    const trusted = [...this.#channels].filter((c) => c.trust === 'trusted' && !c.isClosed)
-    return ControlChannel.broadcast(message, trusted)
+    const paired = this.trustStore
+      .list()
+      .filter((e) => e.role === 'listener')
+      .map((e) => e.deviceId)
+    return this.#noise.broadcast(this.identity.deviceId, event, paired)
+  }
+
+  /** The replay window (ms; 0: disabled) and the per-listener queue bound (bytes). */
+  get noiseSettings(): { readonly replayWindowMs: number; readonly maxListenerQueueBytes: number } {
+    return { replayWindowMs: this.#noise.replayWindowMs, maxListenerQueueBytes: this.#noise.maxListenerQueueBytes }
   }
 
   /** Revokes a paired listener: removed from the store, its live channels closed (UNAUTHORIZED). */
@@ -213,6 +235,7 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
     if (this.#closed) return
     this.#closed = true
     this.#closePairing('closed')
+    this.#noise.close()
     this.trustStore.off('revoked', this.#onRevoked)
     this.trustStore.off('change', this.#onChange)
     await this.#endpoint.close()
@@ -316,6 +339,7 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
     channel.on('message', (message) => this.#onMessage(channel, message))
     channel.on('close', (info) => {
       this.#channels.delete(channel)
+      this.#noise.detach(channel)
       if (this.#pin?.channel === channel) this.#endPin()
       this.#emit('listener-disconnected', [
         { channel, entry: this.trustStore.findByFingerprint(channel.peerFingerprint), code: info.code, reason: info.reason },
@@ -325,6 +349,9 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
       this.trustStore
         .touch(known.deviceId, { lastSeenAt: Date.now(), lastAddress: hostPortOf(conn.remoteAddress.host, conn.remoteAddress.port) })
         .catch((e: unknown) => this.#error(e instanceof CribcallError ? e : new CribcallError('ERR_TRUST_STORE', String(e))))
+      // The events of the replay window it may have missed go first (it drops those it
+      // already has, by timestamp); none from before it was paired.
+      this.#noise.attach(channel, known.deviceId, known.pairedAt)
     }
     this.#emit('listener-connected', [{ channel, entry: known }])
   }
@@ -429,6 +456,7 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
     const entry = await this.#store(channel, info)
     this.#safeSend(channel, { type: 'PAIR_ACCEPTED', monitorId: this.identity.deviceId })
     channel.upgradeTrust()
+    this.#noise.attach(channel, entry.deviceId) // live events from now on
     this.#emit('paired', [{ entry, method: 'qr', channel }])
   }
 
@@ -541,6 +569,7 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
     const entry = await this.#store(channel, info)
     this.#safeSend(channel, { type: 'PAIR_ACCEPTED', monitorId: this.identity.deviceId, authTag: monitorTag.toString('base64') })
     channel.upgradeTrust()
+    this.#noise.attach(channel, entry.deviceId) // live events from now on
     this.#emit('paired', [{ entry, method: 'pin', channel }])
   }
 }

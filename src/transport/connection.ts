@@ -1,11 +1,13 @@
 import { TypedEmitter } from './emitter.js'
 import type { Endpoint } from './endpoint.js'
 import {
+  AbortError,
   AppErrorCode,
   ConnectionClosedError,
   CribcallError,
   HandlerError,
   InvalidArgumentError,
+  SendBufferFullError,
 } from './errors.js'
 
 export interface Address {
@@ -31,6 +33,11 @@ export interface CloseInfo {
 export type ConnectionEvents = {
   /** One complete frame payload (without the 4-byte length header). */
   frame: [payload: Buffer]
+  /**
+   * The native send queue is empty again after a send was refused (SendBufferFullError)
+   * or after it rose above half of maxSendBuffer.
+   */
+  drain: []
   /** Emitted exactly once. */
   close: [info: CloseInfo]
   error: [error: CribcallError]
@@ -48,6 +55,7 @@ export interface ConnectionOwner {
   /** The endpoint the connection belongs to. */
   readonly endpoint: Endpoint
   sendFrame(connId: number, payload: Buffer): number
+  queuedBytes(connId: number): number
   closeConnection(connId: number, code: number, reason: string): void
   /** Reports an error nobody on the connection handled (endpoint 'error' or a process warning). */
   reportError(error: CribcallError): void
@@ -66,6 +74,7 @@ export interface ConnectionInit {
 export const kDeliverFrame: unique symbol = Symbol('cribcall.deliverFrame')
 export const kDeliverClose: unique symbol = Symbol('cribcall.deliverClose')
 export const kDeliverError: unique symbol = Symbol('cribcall.deliverError')
+export const kDeliverDrain: unique symbol = Symbol('cribcall.deliverDrain')
 
 /** Largest close code the native layer accepts (u32). */
 const MAX_CLOSE_CODE = 0xffff_ffff
@@ -144,6 +153,58 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     return this.#owner.sendFrame(this.connId, buf)
   }
 
+  /** Bytes accepted by send()/write() and not yet handed to QUIC (0 once closed). */
+  get queuedBytes(): number {
+    if (this.#closeInfo !== undefined) return 0
+    return this.#owner.queuedBytes(this.connId)
+  }
+
+  /**
+   * Queues one frame like send(), waiting for 'drain' while the send buffer is full
+   * instead of throwing SendBufferFullError. Resolves with the bytes then queued.
+   * Rejects with ConnectionClosedError if the connection closes first, AbortError when
+   * `signal` aborts, and like send() for invalid payloads (a frame larger than
+   * maxSendBuffer can never be queued: FrameTooLargeError or SendBufferFullError at once).
+   */
+  async write(payload: Uint8Array, options: { signal?: AbortSignal } = {}): Promise<number> {
+    const { signal } = options
+    for (;;) {
+      if (signal?.aborted) throw new AbortError(signal.reason)
+      try {
+        return this.send(payload)
+      } catch (error) {
+        if (!(error instanceof SendBufferFullError) || this.queuedBytes === 0) throw error
+      }
+      await this.#waitForDrain(signal)
+    }
+  }
+
+  #waitForDrain(signal: AbortSignal | undefined): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const done = (): void => {
+        this.off('drain', onDrain)
+        this.off('close', onClose)
+        signal?.removeEventListener('abort', onAbort)
+      }
+      const onDrain = (): void => {
+        done()
+        resolve()
+      }
+      const onClose = (): void => {
+        done()
+        reject(new ConnectionClosedError(`connection ${this.connId} closed before the frame could be queued`))
+      }
+      const onAbort = (): void => {
+        done()
+        reject(new AbortError(signal?.reason))
+      }
+      if (this.#closeInfo !== undefined) return onClose()
+      this.on('drain', onDrain)
+      this.on('close', onClose)
+      signal?.addEventListener('abort', onAbort, { once: true })
+    })
+  }
+
   /**
    * Closes the connection with a QUIC application close (code, reason). Idempotent.
    * Returns the `closed` promise; the 'close' event follows with byPeer false.
@@ -203,6 +264,12 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     this.#closeInfo = frozen
     this.#resolveClosed(frozen)
     this.#emit('close', [frozen])
+  }
+
+  /** @internal */
+  [kDeliverDrain](): void {
+    if (this.#closeInfo !== undefined) return
+    this.emitSafe('drain', [], (failure) => this[kDeliverError](new HandlerError('drain', failure)))
   }
 
   /** @internal Emits 'error', or hands the error to the endpoint when nobody listens. */

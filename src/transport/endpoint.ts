@@ -4,6 +4,7 @@ import { isIP } from 'node:net'
 import {
   Connection,
   kDeliverClose,
+  kDeliverDrain,
   kDeliverError,
   kDeliverFrame,
   type Address,
@@ -37,9 +38,14 @@ export interface EndpointOptions {
   maxFramePayload?: number
   /** A connection whose handshake has not completed after this long fails. Default 10000. */
   handshakeTimeoutMs?: number
-  /** QUIC idle timeout. Default 30000. */
+  /** QUIC idle timeout: a connection that hears nothing from its peer this long closes. Default 30000. */
   idleTimeoutMs?: number
-  /** Sends a QUIC PING when a connection was idle this long; 0 (default) disables. */
+  /**
+   * Keep-alive: a QUIC PING after this many ms without sending, so a quiet connection
+   * never reaches the idle timeout and NAT mappings stay fresh; once the peer has been
+   * silent this long, every half of it (a restarted peer then answers with a stateless
+   * reset within that time). Default 5000; 0 disables. Keep it well under idleTimeoutMs.
+   */
   keepAliveMs?: number
   /** Default 1024. */
   maxConnections?: number
@@ -71,6 +77,10 @@ export interface ConnectOptions {
 
 export interface EndpointStats {
   connections: number
+  /** Stateless resets sent for packets of connections this endpoint does not have. */
+  statelessResetsSent: number
+  /** Connections that ended with a stateless reset from the peer. */
+  statelessResetsReceived: number
   handshakesRejected: number
   streamBytesReceived: number
   streamBytesSent: number
@@ -229,6 +239,7 @@ export class Endpoint extends TypedEmitter<EndpointEvents> {
         if (this.#closing) throw new ConnectionClosedError('the endpoint is closing')
         return this.#native.send(connId, payload)
       },
+      queuedBytes: (connId) => (this.#finalized ? 0 : this.#native.queued(connId)),
       closeConnection: (connId, code, reason) => {
         if (this.#finalized) throw new EndpointClosedError()
         this.#native.closeConnection(connId, code, reason)
@@ -373,6 +384,8 @@ export class Endpoint extends TypedEmitter<EndpointEvents> {
     const s = this.#native.stats()
     return {
       connections: s.connections,
+      statelessResetsSent: s.statelessResetsSent,
+      statelessResetsReceived: s.statelessResetsReceived,
       handshakesRejected: s.handshakesRejected,
       streamBytesReceived: s.streamBytesReceived,
       streamBytesSent: s.streamBytesSent,
@@ -522,6 +535,10 @@ export class Endpoint extends TypedEmitter<EndpointEvents> {
       case 'frame': {
         if (connId === undefined || !(event.payload instanceof Uint8Array)) return
         this.#connections.get(connId)?.[kDeliverFrame](event.payload)
+        return
+      }
+      case 'drain': {
+        if (connId !== undefined) this.#connections.get(connId)?.[kDeliverDrain]()
         return
       }
       case 'close': {

@@ -147,6 +147,16 @@ export class TooManyConnectionsError extends CribcallError {
 }
 
 /** The connection was closed because the peer was silent for longer than idleTimeoutMs. */
+/**
+ * The peer answered with a QUIC stateless reset (RFC 9000 §10.3): it no longer has
+ * this connection, typically because it restarted. Worth reconnecting at once.
+ */
+export class ConnectionResetError extends CribcallError {
+  constructor(message = 'the peer reset the connection (stateless reset)', options?: ErrorOptions) {
+    super('ERR_CONNECTION_RESET', message, options)
+  }
+}
+
 export class IdleTimeoutError extends CribcallError {
   constructor(message = 'the connection timed out (idle)', options?: ErrorOptions) {
     super('ERR_IDLE_TIMEOUT', message, options)
@@ -226,6 +236,8 @@ export function fromNative(err: unknown): CribcallError {
       return kind === 'connectFailed'
         ? new HandshakeTimeoutError(msg('the handshake timed out'), options)
         : new IdleTimeoutError(msg('the connection timed out (idle)'), options)
+    case 'ERR_CONNECTION_RESET':
+      return new ConnectionResetError(msg('the peer reset the connection (stateless reset)'), options)
     case 'ERR_HANDSHAKE_FAILED':
       return new HandshakeFailedError(msg('the handshake failed'), options)
     case 'ERR_ENDPOINT_CLOSED':

@@ -172,6 +172,15 @@ export class NativeEndpointHandle {
     }
   }
 
+  /** Bytes accepted by send() for the connection and not yet handed to QUIC (0 when unknown). */
+  queued(connId: number): number {
+    try {
+      return this.#ep.queued(connId)
+    } catch (error) {
+      throw fromNative(error)
+    }
+  }
+
   broadcast(connIds: number[], payload: Buffer): number {
     try {
       return this.#ep.broadcast(connIds, payload)

@@ -67,10 +67,15 @@ pub fn frame_header(payload_len: usize, max: usize) -> Result<[u8; HEADER_LEN], 
 /// Encodes one frame (header + payload) into a new buffer.
 pub fn encode_frame(payload: &[u8], max: usize) -> Result<Vec<u8>, FrameError> {
     let header = frame_header(payload.len(), max)?;
+    Ok(encode_frame_with_header(&header, payload))
+}
+
+/// Header and payload in one buffer (the header from [`frame_header`]).
+pub fn encode_frame_with_header(header: &[u8; HEADER_LEN], payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-    out.extend_from_slice(&header);
+    out.extend_from_slice(header);
     out.extend_from_slice(payload);
-    Ok(out)
+    out
 }
 
 /// Incremental frame decoder for one control stream.

@@ -6,6 +6,7 @@
 //! - [`tls`]: the TLS policy (pinning, client admission) decided inside the handshake.
 //! - [`limits`]: the numbers every buffer and timer is bounded by.
 //! - [`codes`]: application error codes shared with the protocol.
+//! - [`reset`]: stateless reset tokens and sizes.
 
 pub mod codes;
 pub mod cpace;
@@ -14,4 +15,5 @@ pub mod framing;
 pub mod identity;
 pub mod jcs;
 pub mod limits;
+pub mod reset;
 pub mod tls;

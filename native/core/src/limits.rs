@@ -29,3 +29,14 @@ pub const MAX_DATAGRAM: usize = 65_535;
 pub const MAX_SEND_UDP_PAYLOAD: usize = 1350;
 /// Length of the connection IDs we issue.
 pub const CONN_ID_LEN: usize = 16;
+/// Default keep-alive: a QUIC PING after this long without sending, so a quiet
+/// channel never reaches the idle timeout and a NAT mapping stays fresh.
+pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(5);
+/// Stateless resets sent per second, endpoint-wide (and the burst allowed).
+pub const STATELESS_RESETS_PER_SEC: u32 = 100;
+/// Socket buffer size asked of the kernel (it may grant less).
+pub const SOCKET_BUFFER: usize = 4 << 20;
+/// A send is refused when the queue would exceed max_send_buffer; 'drain'
+/// is signalled once the queue is empty again after a refusal or after it
+/// rose above this fraction (1/DRAIN_FRACTION) of max_send_buffer.
+pub const DRAIN_FRACTION: usize = 2;

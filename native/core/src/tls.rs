@@ -44,6 +44,20 @@ pub struct LocalCredentials {
 }
 
 impl LocalCredentials {
+    /// The static stateless-reset key of this identity (see [`crate::reset`]):
+    /// derived from the private key, so it survives restarts without a file of
+    /// its own and changes only with the identity.
+    pub fn stateless_reset_key(&self) -> Result<crate::reset::ResetKey, IdentityError> {
+        // PKCS#8 is the one encoding BoringSSL writes for both key types.
+        let mut pkcs8 = self
+            .key
+            .private_key_to_pem_pkcs8()
+            .map_err(|_| IdentityError::Crypto("cannot encode the private key".into()))?;
+        let key = crate::reset::ResetKey::derive(&pkcs8);
+        zeroize::Zeroize::zeroize(&mut pkcs8);
+        Ok(key)
+    }
+
     /// Parses a PEM certificate and PEM PKCS#8 key and checks that they match.
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, IdentityError> {
         let cert = X509::from_pem(cert_pem.as_bytes()).map_err(|_| {

@@ -1,6 +1,7 @@
 //! Per-connection state kept by the IO thread.
 
 use crate::{CloseInfo, ConnShared, ConnectFailure};
+use cribcall_core::codes;
 use cribcall_core::framing::FrameDecoder;
 use cribcall_core::identity::to_hex;
 use cribcall_core::tls::{PinFailure, PinRecord};
@@ -38,8 +39,8 @@ pub struct Conn {
     pub is_server: bool,
     /// 'connection' / 'connected' was emitted.
     pub reported: bool,
-    /// Client: the server's first 1-RTT packet arrived (it completed the handshake).
-    pub confirmed: bool,
+    /// The peer ended the connection with a stateless reset (it lost its state).
+    pub reset: bool,
     pub handshake_deadline: Instant,
     pub decoder: FrameDecoder,
     pub outq: VecDeque<OutChunk>,
@@ -51,6 +52,8 @@ pub struct Conn {
     pub local_close: Option<(u64, String, Option<&'static str>)>,
     pub shared: Arc<ConnShared>,
     pub last_send: Instant,
+    /// When a packet from the peer was last processed.
+    pub last_recv: Instant,
     pub remote: SocketAddr,
     /// Set once the conn is finished and its close was reported.
     pub done: bool,
@@ -59,7 +62,83 @@ pub struct Conn {
     pub pending_close: Option<(u64, String, Instant)>,
 }
 
+/// What a new connection starts with.
+pub struct ConnInit {
+    pub id: u32,
+    pub q: quiche::Connection,
+    pub is_server: bool,
+    pub now: Instant,
+    pub handshake_timeout: std::time::Duration,
+    pub max_frame_payload: usize,
+    pub pin_record: Option<PinRecord>,
+    pub cids: Vec<quiche::ConnectionId<'static>>,
+    pub shared: Arc<ConnShared>,
+    pub remote: SocketAddr,
+}
+
 impl Conn {
+    pub fn new(init: ConnInit) -> Conn {
+        Conn {
+            id: init.id,
+            q: init.q,
+            is_server: init.is_server,
+            reported: false,
+            reset: false,
+            handshake_deadline: init.now + init.handshake_timeout,
+            decoder: FrameDecoder::new(init.max_frame_payload),
+            outq: VecDeque::new(),
+            // The client opens stream 0 with its first frame; the server may
+            // write only once the client did.
+            stream_open: !init.is_server,
+            pin_record: init.pin_record,
+            cids: init.cids,
+            local_close: None,
+            shared: init.shared,
+            last_send: init.now,
+            last_recv: init.now,
+            remote: init.remote,
+            done: false,
+            pending_close: None,
+        }
+    }
+
+    /// Whether the connection is ready to be reported: the handshake is
+    /// complete and, at a client, confirmed by the server's HANDSHAKE_DONE
+    /// (RFC 9001 §4.1.2). A server may send 1-RTT packets before it has judged
+    /// our certificate; only HANDSHAKE_DONE says it accepted us.
+    pub fn ready(&self) -> bool {
+        self.q.is_established() && (self.is_server || self.q.is_handshake_confirmed())
+    }
+
+    /// When the next keep-alive PING is due (None: keep-alive off or not up
+    /// yet). A PING goes out after `ka` without sending; once the peer has
+    /// been silent for `ka` too, every `ka / 2`: a restarted peer answers the
+    /// next one with a stateless reset, a peer behind a new NAT mapping learns
+    /// our new address from it, and a vanished one is given up at the idle
+    /// timeout.
+    pub fn keep_alive_due(&self, ka: Option<std::time::Duration>) -> Option<Instant> {
+        let ka = ka?;
+        if !self.reported || self.q.is_closed() || self.q.is_draining() {
+            return None;
+        }
+        let normal = self.last_send + ka;
+        let fast = (self.last_send + ka / 2).max(self.last_recv + ka);
+        Some(normal.min(fast))
+    }
+
+    /// Notes a stateless reset: quiche closes the connection without an error
+    /// when a datagram ends with the peer's reset token.
+    pub fn note_reset_after_recv(&mut self) {
+        if self.q.is_closed()
+            && self.q.peer_error().is_none()
+            && self.q.local_error().is_none()
+            && !self.q.is_timed_out()
+            && self.local_close.is_none()
+        {
+            self.reset = true;
+        }
+    }
+
     /// Closes with an application code unless already closing.
     pub fn app_close(&mut self, code: u64, reason: &str, error_code: Option<&'static str>) {
         self.pending_close = None;
@@ -74,6 +153,16 @@ impl Conn {
 
     /// The close info to report once the connection is closed.
     pub fn close_info(&self) -> CloseInfo {
+        if self.reset {
+            return CloseInfo {
+                code: 0,
+                reason: "stateless reset: the peer no longer has this connection (it restarted?)"
+                    .into(),
+                by_peer: true,
+                application: false,
+                error_code: Some("ERR_CONNECTION_RESET"),
+            };
+        }
         if let Some((code, reason, error_code)) = &self.local_close {
             return CloseInfo {
                 code: *code,
@@ -152,11 +241,25 @@ impl Conn {
                 actual: None,
             };
         }
+        if self.reset {
+            return ConnectFailure {
+                code: "ERR_CONNECTION_RESET",
+                message: "stateless reset: the server no longer has this connection".into(),
+                expected: None,
+                actual: None,
+            };
+        }
         if let Some(e) = self.q.peer_error() {
             let reason = String::from_utf8_lossy(&e.reason).into_owned();
             let (code, message) = if e.is_app {
                 (
-                    "ERR_PEER_REJECTED",
+                    // Only UNAUTHORIZED is a refusal of this client; any other
+                    // code (busy, internal error) is worth retrying.
+                    if e.error_code == codes::UNAUTHORIZED {
+                        "ERR_PEER_REJECTED"
+                    } else {
+                        "ERR_HANDSHAKE_FAILED"
+                    },
                     format!(
                         "the server closed the connection during the handshake (code {}): {reason}",
                         e.error_code

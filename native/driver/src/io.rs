@@ -1,23 +1,24 @@
 //! The IO thread: one UDP socket, quiche connections, timers, commands.
 
-use crate::conn::{Chunk, Conn, OutChunk, CONTROL_STREAM};
+use crate::conn::{Chunk, Conn, ConnInit, OutChunk, CONTROL_STREAM};
+use crate::ratelimit::TokenBucket;
 use crate::{
-    batch_cost, CloseInfo, Command, ConnShared, ConnectFailure, DriverError, EndpointConfig, Event,
-    EventSink, Shared,
+    batch_cost, lock, CloseInfo, Command, ConnShared, ConnectFailure, DriverError, EndpointConfig,
+    Event, EventSink, Shared,
 };
 use cribcall_core::codes;
-use cribcall_core::framing::FrameDecoder;
 use cribcall_core::identity::fingerprint_hex;
 use cribcall_core::limits;
+use cribcall_core::reset::{self as sreset, ResetKey};
 use cribcall_core::tls::{self, LocalCredentials, PinRecord};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 use ring::rand::{SecureRandom, SystemRandom};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -54,6 +55,10 @@ pub struct Io {
     more_to_read: bool,
     keylog: Option<std::path::PathBuf>,
     qlog_dir: Option<std::path::PathBuf>,
+    /// Stateless reset tokens of the connection IDs we issue (RFC 9000 §10.3).
+    reset_key: ResetKey,
+    /// Endpoint-wide budget of stateless resets we send.
+    reset_budget: TokenBucket,
 }
 
 /// `CRIBCALL_LOG=debug` (or `1`) prints connection lifecycle lines to stderr.
@@ -99,6 +104,8 @@ fn base_quiche_config(
     c.set_max_stream_window(limits::MAX_STREAM_WINDOW);
     c.set_max_connection_window(limits::MAX_CONNECTION_WINDOW);
     c.set_disable_active_migration(true);
+    // The recovery cribcall-quic's quiche patch covers (native/vendor/README.md).
+    c.set_cc_algorithm(quiche::CongestionControlAlgorithm::CUBIC);
     if std::env::var_os("SSLKEYLOGFILE").is_some() {
         c.log_keys();
     }
@@ -118,6 +125,7 @@ impl Io {
         let local = socket
             .local_addr()
             .map_err(|e| DriverError::Bind(format!("local_addr: {e}")))?;
+        enlarge_socket_buffers(&socket);
         poll.registry()
             .register(&mut socket, SOCKET, Interest::READABLE)
             .map_err(|e| DriverError::Bind(format!("register: {e}")))?;
@@ -129,6 +137,7 @@ impl Io {
             shared.tls_counters.clone(),
         )?;
         let server_config = base_quiche_config(server_builder, &config, true)?;
+        let reset_key = config.credentials.stateless_reset_key()?;
         let keylog = std::env::var_os("SSLKEYLOGFILE").map(std::path::PathBuf::from);
         let qlog_dir = std::env::var_os("QLOGDIR").map(std::path::PathBuf::from);
         debug_log!("endpoint bound to {local}");
@@ -154,6 +163,8 @@ impl Io {
                 more_to_read: false,
                 keylog,
                 qlog_dir,
+                reset_key,
+                reset_budget: TokenBucket::new(limits::STATELESS_RESETS_PER_SEC),
             },
             waker,
             local,
@@ -198,25 +209,14 @@ impl Io {
     }
 
     fn conn_shared(&self, conn_id: u32) -> Arc<ConnShared> {
-        let mut reg = match self.shared.registry.lock() {
-            Ok(r) => r,
-            Err(p) => p.into_inner(),
-        };
-        reg.entry(conn_id)
-            .or_insert_with(|| {
-                Arc::new(ConnShared {
-                    queued: AtomicUsize::new(0),
-                })
-            })
+        lock(&self.shared.registry)
+            .entry(conn_id)
+            .or_insert_with(ConnShared::new)
             .clone()
     }
 
     fn unregister(&self, conn_id: u32) {
-        let mut reg = match self.shared.registry.lock() {
-            Ok(r) => r,
-            Err(p) => p.into_inner(),
-        };
-        reg.remove(&conn_id);
+        lock(&self.shared.registry).remove(&conn_id);
     }
 
     /// The loop. Returns when shut down.
@@ -274,8 +274,8 @@ impl Io {
             }
             if !c.reported {
                 consider(c.handshake_deadline);
-            } else if let Some(ka) = self.config.keep_alive {
-                consider(c.last_send + ka);
+            } else if let Some(t) = c.keep_alive_due(self.config.keep_alive) {
+                consider(t);
             }
         }
         earliest.map(|t| t.saturating_duration_since(now))
@@ -319,29 +319,83 @@ impl Io {
         };
         let conn_id = match self.cid_map.get(&hdr.dcid) {
             Some(id) => *id,
+            None if hdr.ty == quiche::Type::Short => {
+                self.unknown_short_packet(&hdr.dcid.clone().into_owned(), from, len);
+                return;
+            }
             None => match self.accept(&hdr, from, len) {
                 Some(id) => id,
                 None => return,
             },
         };
+        self.recv_on(conn_id, from, len);
+    }
+
+    /// Feeds the datagram in `recv_buf` to one connection.
+    fn recv_on(&mut self, conn_id: u32, from: SocketAddr, len: usize) {
         let local = self.local;
         let Some(conn) = self.conns.get_mut(&conn_id) else {
             return;
         };
         let info = quiche::RecvInfo { from, to: local };
-        match conn.q.recv(&mut self.recv_buf[..len], info) {
-            Ok(_) => {
-                // A quiche server sends no 1-RTT packet before its handshake is
-                // complete, which is after it accepted our certificate; the
-                // first one carries HANDSHAKE_DONE. Seeing one confirms us.
-                if !conn.is_server && hdr.ty == quiche::Type::Short {
-                    conn.confirmed = true;
-                }
+        let before = conn.q.stats().recv;
+        // quiche closes the connection itself on fatal errors; a single
+        // undecryptable or duplicate packet is simply dropped.
+        let _ = conn.q.recv(&mut self.recv_buf[..len], info);
+        if conn.q.stats().recv > before {
+            conn.last_recv = Instant::now();
+        }
+        conn.note_reset_after_recv();
+    }
+
+    /// A short-header packet for a connection ID we do not know. It may be a
+    /// stateless reset from the server of one of our client connections
+    /// (RFC 9000 §10.3.1: its "connection ID" is random): each client
+    /// connection to that address checks it against the server's token. Else,
+    /// if we serve, the sender may be a client of a connection we lost (we
+    /// restarted): we answer with a stateless reset so it learns at once.
+    fn unknown_short_packet(
+        &mut self,
+        dcid: &quiche::ConnectionId<'static>,
+        from: SocketAddr,
+        len: usize,
+    ) {
+        let clients: Vec<u32> = self
+            .conns
+            .values()
+            .filter(|c| !c.is_server && c.remote == from)
+            .map(|c| c.id)
+            .collect();
+        if !clients.is_empty() {
+            for id in clients {
+                // recv decrypts in place: give each candidate the original bytes.
+                let datagram = self.recv_buf[..len].to_vec();
+                self.recv_on(id, from, len);
+                self.recv_buf[..len].copy_from_slice(&datagram);
             }
-            Err(_) => {
-                // quiche closes the connection itself on fatal errors; a
-                // single undecryptable or duplicate packet is simply dropped.
-            }
+            return;
+        }
+        if self.shutting_down || !self.shared.listening.load(Ordering::Acquire) {
+            return;
+        }
+        let Some(n) = sreset::reset_len(len) else {
+            return;
+        };
+        if !self.reset_budget.allow(Instant::now()) {
+            return;
+        }
+        let mut random = [0u8; sreset::PREFERRED_RESET_LEN];
+        if self.rng.fill(&mut random).is_err() {
+            return;
+        }
+        let mut pkt = [0u8; sreset::PREFERRED_RESET_LEN];
+        if sreset::write_reset(&mut pkt[..n], &random, self.reset_key.token(dcid)) {
+            debug_log!("stateless reset to {from} ({n} bytes)");
+            self.shared
+                .stats
+                .stateless_resets_sent
+                .fetch_add(1, Ordering::Relaxed);
+            self.send_datagram(&pkt[..n], from);
         }
     }
 
@@ -365,6 +419,8 @@ impl Io {
             return None;
         }
         let scid = self.new_cid().ok()?;
+        self.server_config
+            .set_stateless_reset_token(Some(self.reset_key.token(&scid)));
         let mut q = quiche::accept(&scid, None, self.local, from, &mut self.server_config).ok()?;
         self.attach_keylog(&mut q, true);
         let conn_id = self.shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
@@ -372,26 +428,18 @@ impl Io {
         let odcid = hdr.dcid.clone().into_owned();
         self.cid_map.insert(scid.clone(), conn_id);
         self.cid_map.insert(odcid.clone(), conn_id);
-        let now = Instant::now();
-        let conn = Conn {
+        let conn = Conn::new(ConnInit {
             id: conn_id,
             q,
             is_server: true,
-            reported: false,
-            confirmed: false,
-            handshake_deadline: now + self.config.handshake_timeout,
-            decoder: FrameDecoder::new(self.config.max_frame_payload),
-            outq: VecDeque::new(),
-            stream_open: false,
+            now: Instant::now(),
+            handshake_timeout: self.config.handshake_timeout,
+            max_frame_payload: self.config.max_frame_payload,
             pin_record: None,
             cids: vec![scid, odcid],
-            local_close: None,
             shared: self.conn_shared(conn_id),
-            last_send: now,
             remote: from,
-            done: false,
-            pending_close: None,
-        };
+        });
         self.conns.insert(conn_id, conn);
         Some(conn_id)
     }
@@ -452,26 +500,18 @@ impl Io {
         self.attach_keylog(&mut q, false);
         debug_log!("conn {conn_id}: connecting to {addr}");
         self.cid_map.insert(scid.clone(), conn_id);
-        let now = Instant::now();
-        let conn = Conn {
+        let conn = Conn::new(ConnInit {
             id: conn_id,
             q,
             is_server: false,
-            reported: false,
-            confirmed: false,
-            handshake_deadline: now + self.config.handshake_timeout,
-            decoder: FrameDecoder::new(self.config.max_frame_payload),
-            outq: VecDeque::new(),
-            stream_open: true,
+            now: Instant::now(),
+            handshake_timeout: self.config.handshake_timeout,
+            max_frame_payload: self.config.max_frame_payload,
             pin_record: Some(record),
             cids: vec![scid],
-            local_close: None,
             shared: self.conn_shared(conn_id),
-            last_send: now,
             remote: addr,
-            done: false,
-            pending_close: None,
-        };
+        });
         self.conns.insert(conn_id, conn);
     }
 
@@ -570,12 +610,13 @@ impl Io {
                     c.app_close(code, &reason, None);
                 }
             }
-            if c.reported && !c.q.is_closed() {
-                if let Some(ka) = self.config.keep_alive {
-                    if now >= c.last_send + ka {
-                        let _ = c.q.send_ack_eliciting();
-                    }
-                }
+            if c.keep_alive_due(self.config.keep_alive)
+                .is_some_and(|t| now >= t)
+            {
+                let _ = c.q.send_ack_eliciting();
+                // Counts as sent even if congestion control holds the PING
+                // back: the next one is due an interval later, never at once.
+                c.last_send = now;
             }
         }
     }
@@ -599,57 +640,50 @@ impl Io {
         }
         let finishing = c.q.is_closed() || c.q.is_draining();
         // Report establishment.
-        if !c.reported && c.local_close.is_none() && !finishing {
-            let ready = if c.is_server {
-                c.q.is_established()
-            } else {
-                c.q.is_established() && c.confirmed
+        if !c.reported && c.local_close.is_none() && !finishing && c.ready() {
+            if c.q.application_proto() != tls::ALPN {
+                c.app_close(codes::PROTOCOL_ERROR, "ALPN mismatch", None);
+                return;
+            }
+            let Some(peer) = c.q.peer_cert() else {
+                c.app_close(codes::PROTOCOL_ERROR, "no peer certificate", None);
+                return;
             };
-            if ready {
-                if c.q.application_proto() != tls::ALPN {
-                    c.app_close(codes::PROTOCOL_ERROR, "ALPN mismatch", None);
-                    return;
-                }
-                let Some(peer) = c.q.peer_cert() else {
-                    c.app_close(codes::PROTOCOL_ERROR, "no peer certificate", None);
-                    return;
+            let fp = fingerprint_hex(peer);
+            let peer_cert = peer.to_vec();
+            debug_log!(
+                "conn {id}: {} with {} (peer {})",
+                if c.is_server { "accepted" } else { "connected" },
+                c.remote,
+                &fp[..16]
+            );
+            c.reported = true;
+            self.shared
+                .stats
+                .connections
+                .fetch_add(1, Ordering::Relaxed);
+            if c.is_server {
+                let known = {
+                    let fpb = cribcall_core::identity::fingerprint_bytes(peer);
+                    match self.shared.policy.read() {
+                        Ok(p) => p.known.contains(&fpb),
+                        Err(p) => p.into_inner().known.contains(&fpb),
+                    }
                 };
-                let fp = fingerprint_hex(peer);
-                let peer_cert = peer.to_vec();
-                debug_log!(
-                    "conn {id}: {} with {} (peer {})",
-                    if c.is_server { "accepted" } else { "connected" },
-                    c.remote,
-                    &fp[..16]
-                );
-                c.reported = true;
-                self.shared
-                    .stats
-                    .connections
-                    .fetch_add(1, Ordering::Relaxed);
-                if c.is_server {
-                    let known = {
-                        let fpb = cribcall_core::identity::fingerprint_bytes(peer);
-                        match self.shared.policy.read() {
-                            Ok(p) => p.known.contains(&fpb),
-                            Err(p) => p.into_inner().known.contains(&fpb),
-                        }
-                    };
-                    self.events.push(Event::Connection {
-                        conn_id: id,
-                        peer_fingerprint: fp,
-                        peer_cert,
-                        peer_known: known,
-                        remote: c.remote,
-                    });
-                } else {
-                    self.events.push(Event::Connected {
-                        conn_id: id,
-                        peer_fingerprint: fp,
-                        peer_cert,
-                        remote: c.remote,
-                    });
-                }
+                self.events.push(Event::Connection {
+                    conn_id: id,
+                    peer_fingerprint: fp,
+                    peer_cert,
+                    peer_known: known,
+                    remote: c.remote,
+                });
+            } else {
+                self.events.push(Event::Connected {
+                    conn_id: id,
+                    peer_fingerprint: fp,
+                    peer_cert,
+                    remote: c.remote,
+                });
             }
         }
         while let Some(ev) = c.q.path_event_next() {
@@ -781,6 +815,12 @@ impl Io {
                 }
             }
         }
+        if c.outq.is_empty()
+            && c.shared.queued.load(Ordering::Acquire) == 0
+            && c.shared.need_drain.swap(false, Ordering::AcqRel)
+        {
+            self.events.push(Event::Drain { conn_id: id });
+        }
     }
 
     /// Sends every packet quiche has for this connection. False if the socket blocked.
@@ -890,6 +930,12 @@ impl Io {
                 && c.local_close
                     .as_ref()
                     .is_some_and(|l| l.1 == "endpoint closed");
+            if c.reset {
+                self.shared
+                    .stats
+                    .stateless_resets_received
+                    .fetch_add(1, Ordering::Relaxed);
+            }
             if c.reported {
                 self.shared
                     .stats
@@ -999,11 +1045,18 @@ impl Io {
                 });
             }
         }
-        if let Ok(mut r) = self.shared.registry.lock() {
-            r.clear();
-        }
+        lock(&self.shared.registry).clear();
         self.shared.stats.connections.store(0, Ordering::Relaxed);
     }
+}
+
+/// Asks for larger socket buffers than the kernel's defaults, so a burst (a
+/// fan-out, a retransmission after a path change) is not dropped by the
+/// kernel. The kernel may grant less (net.core.rmem_max); that is not an error.
+fn enlarge_socket_buffers(socket: &UdpSocket) {
+    let s = socket2::SockRef::from(socket);
+    let _ = s.set_recv_buffer_size(limits::SOCKET_BUFFER);
+    let _ = s.set_send_buffer_size(limits::SOCKET_BUFFER);
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {

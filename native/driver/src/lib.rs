@@ -12,6 +12,7 @@
 
 mod conn;
 mod io;
+mod ratelimit;
 
 use cribcall_core::framing::{self, FrameError};
 use cribcall_core::identity::{parse_fingerprint, IdentityError};
@@ -48,7 +49,7 @@ impl EndpointConfig {
             max_frame_payload: framing::DEFAULT_MAX_PAYLOAD,
             handshake_timeout: limits::DEFAULT_HANDSHAKE_TIMEOUT,
             idle_timeout: limits::DEFAULT_IDLE_TIMEOUT,
-            keep_alive: None,
+            keep_alive: Some(limits::DEFAULT_KEEP_ALIVE),
             max_connections: limits::DEFAULT_MAX_CONNECTIONS,
             max_send_buffer: limits::DEFAULT_MAX_SEND_BUFFER,
         }
@@ -108,6 +109,11 @@ pub enum Event {
     Close {
         conn_id: u32,
         info: CloseInfo,
+    },
+    /// The connection's native send queue is empty again after a send was
+    /// refused (send buffer full) or after it rose above half the buffer.
+    Drain {
+        conn_id: u32,
     },
     /// Endpoint-level problem (ERR_SOCKET, ERR_INTERNAL).
     Error {
@@ -206,6 +212,8 @@ impl From<IdentityError> for DriverError {
 #[derive(Debug, Default)]
 pub struct Stats {
     pub connections: AtomicUsize,
+    pub stateless_resets_sent: AtomicU64,
+    pub stateless_resets_received: AtomicU64,
     pub handshakes_rejected: AtomicU64,
     pub stream_bytes_received: AtomicU64,
     pub stream_bytes_sent: AtomicU64,
@@ -219,6 +227,10 @@ pub struct Stats {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StatsSnapshot {
     pub connections: usize,
+    /// Stateless resets sent for packets of unknown connections.
+    pub stateless_resets_sent: u64,
+    /// Connections ended by a stateless reset from the peer.
+    pub stateless_resets_received: u64,
     pub handshakes_rejected: u64,
     pub stream_bytes_received: u64,
     pub stream_bytes_sent: u64,
@@ -265,6 +277,18 @@ impl Flow {
 pub(crate) struct ConnShared {
     /// Bytes accepted by `send` that quiche has not taken yet.
     queued: AtomicUsize,
+    /// A 'drain' is owed once the queue is empty (a send was refused, or the
+    /// queue rose above 1/DRAIN_FRACTION of the buffer).
+    need_drain: AtomicBool,
+}
+
+impl ConnShared {
+    pub(crate) fn new() -> Arc<ConnShared> {
+        Arc::new(ConnShared {
+            queued: AtomicUsize::new(0),
+            need_drain: AtomicBool::new(false),
+        })
+    }
 }
 
 pub(crate) enum Command {
@@ -298,6 +322,8 @@ pub(crate) struct Shared {
     stats: Stats,
     flow: Flow,
     registry: Mutex<HashMap<u32, Arc<ConnShared>>>,
+    /// Wakes the IO thread; taken (and its file descriptor closed) by `join`.
+    waker: Mutex<Option<mio::Waker>>,
     wake_pending: AtomicBool,
     paused: AtomicBool,
     next_conn_id: AtomicU32,
@@ -308,7 +334,6 @@ pub(crate) struct Shared {
 pub struct EndpointHandle {
     shared: Arc<Shared>,
     tx: mpsc::Sender<Command>,
-    waker: Arc<mio::Waker>,
     local: SocketAddr,
     max_frame_payload: usize,
     max_send_buffer: usize,
@@ -342,6 +367,7 @@ impl EndpointHandle {
             stats: Stats::default(),
             flow: Flow::default(),
             registry: Mutex::new(HashMap::new()),
+            waker: Mutex::new(None),
             wake_pending: AtomicBool::new(false),
             paused: AtomicBool::new(false),
             next_conn_id: AtomicU32::new(1),
@@ -349,10 +375,9 @@ impl EndpointHandle {
         });
         let (tx, rx) = mpsc::channel();
         let (io, waker, local) = io::Io::new(config.clone(), shared.clone(), rx)?;
-        let waker = Arc::new(waker);
+        *lock(&shared.waker) = Some(waker);
         let sink = make_sink(Releaser {
             shared: shared.clone(),
-            waker: waker.clone(),
         });
         let thread = std::thread::Builder::new()
             .name(format!("cribcall-io {local}"))
@@ -361,7 +386,6 @@ impl EndpointHandle {
         Ok(EndpointHandle {
             shared,
             tx,
-            waker,
             local,
             max_frame_payload: config.max_frame_payload,
             max_send_buffer: config.max_send_buffer,
@@ -376,8 +400,7 @@ impl EndpointHandle {
 
     fn wake(&self) {
         if !self.shared.wake_pending.swap(true, Ordering::AcqRel) {
-            // A failed wake means the thread is gone; commands then fail on send.
-            let _ = self.waker.wake();
+            self.shared.wake_now();
         }
     }
 
@@ -452,51 +475,58 @@ impl EndpointHandle {
     }
 
     fn register(&self, conn_id: u32) {
-        if let Ok(mut r) = self.shared.registry.lock() {
-            r.insert(
-                conn_id,
-                Arc::new(ConnShared {
-                    queued: AtomicUsize::new(0),
-                }),
-            );
-        }
+        lock(&self.shared.registry).insert(conn_id, ConnShared::new());
     }
 
     fn unregister(&self, conn_id: u32) {
-        if let Ok(mut r) = self.shared.registry.lock() {
-            r.remove(&conn_id);
-        }
+        lock(&self.shared.registry).remove(&conn_id);
     }
 
     fn reserve(&self, conn_id: u32, len: usize) -> Result<(), DriverError> {
-        let conn = self
-            .shared
-            .registry
-            .lock()
-            .ok()
-            .and_then(|r| r.get(&conn_id).cloned())
+        let conn = lock(&self.shared.registry)
+            .get(&conn_id)
+            .cloned()
             .ok_or(DriverError::NotConnected(conn_id))?;
+        // Only the owner's thread adds to `queued` (the IO thread subtracts),
+        // so the check and the add cannot race with another add.
         let queued = conn.queued.load(Ordering::Acquire);
         if queued + len > self.max_send_buffer {
+            conn.need_drain.store(true, Ordering::Release);
             return Err(DriverError::SendBufferFull {
                 queued,
                 max: self.max_send_buffer,
             });
         }
-        conn.queued.fetch_add(len, Ordering::AcqRel);
+        let now = conn.queued.fetch_add(len, Ordering::AcqRel) + len;
+        if now > self.max_send_buffer / limits::DRAIN_FRACTION {
+            conn.need_drain.store(true, Ordering::Release);
+        }
         Ok(())
     }
 
+    /// Gives back a reservation whose command could not be queued.
+    fn unreserve(&self, conn_id: u32, len: usize) {
+        if let Some(conn) = lock(&self.shared.registry).get(&conn_id) {
+            let _ = conn
+                .queued
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                    Some(q.saturating_sub(len))
+                });
+        }
+    }
+
     /// Queues one frame. Returns the bytes now queued natively for the connection.
+    /// A refused frame is not copied.
     pub fn send(&self, conn_id: u32, payload: &[u8]) -> Result<usize, DriverError> {
         let header = framing::frame_header(payload.len(), self.max_frame_payload)
             .map_err(DriverError::Frame)?;
-        let mut frame = Vec::with_capacity(framing::HEADER_LEN + payload.len());
-        frame.extend_from_slice(&header);
-        frame.extend_from_slice(payload);
-        let len = frame.len();
+        let len = framing::HEADER_LEN + payload.len();
         self.reserve(conn_id, len)?;
-        self.command(Command::Send { conn_id, frame })?;
+        let frame = framing::encode_frame_with_header(&header, payload);
+        if let Err(e) = self.command(Command::Send { conn_id, frame }) {
+            self.unreserve(conn_id, len);
+            return Err(e);
+        }
         Ok(self.queued(conn_id))
     }
 
@@ -517,11 +547,9 @@ impl EndpointHandle {
 
     /// Bytes queued natively for a connection (0 if unknown).
     pub fn queued(&self, conn_id: u32) -> usize {
-        self.shared
-            .registry
-            .lock()
-            .ok()
-            .and_then(|r| r.get(&conn_id).map(|c| c.queued.load(Ordering::Acquire)))
+        lock(&self.shared.registry)
+            .get(&conn_id)
+            .map(|c| c.queued.load(Ordering::Acquire))
             .unwrap_or(0)
     }
 
@@ -530,10 +558,7 @@ impl EndpointHandle {
     pub fn broadcast(&self, conn_ids: &[u32], payload: &[u8]) -> Result<usize, DriverError> {
         let header = framing::frame_header(payload.len(), self.max_frame_payload)
             .map_err(DriverError::Frame)?;
-        let mut frame = Vec::with_capacity(framing::HEADER_LEN + payload.len());
-        frame.extend_from_slice(&header);
-        frame.extend_from_slice(payload);
-        let frame: Arc<[u8]> = frame.into();
+        let frame: Arc<[u8]> = framing::encode_frame_with_header(&header, payload).into();
         let accepted: Vec<u32> = conn_ids
             .iter()
             .copied()
@@ -573,6 +598,8 @@ impl EndpointHandle {
         let s = &self.shared.stats;
         StatsSnapshot {
             connections: s.connections.load(Ordering::Relaxed),
+            stateless_resets_sent: s.stateless_resets_sent.load(Ordering::Relaxed),
+            stateless_resets_received: s.stateless_resets_received.load(Ordering::Relaxed),
             handshakes_rejected: s.handshakes_rejected.load(Ordering::Relaxed)
                 + self.shared.tls_counters.rejected.load(Ordering::Relaxed),
             stream_bytes_received: s.stream_bytes_received.load(Ordering::Relaxed),
@@ -593,7 +620,6 @@ impl EndpointHandle {
     pub fn releaser(&self) -> Releaser {
         Releaser {
             shared: self.shared.clone(),
-            waker: self.waker.clone(),
         }
     }
 
@@ -601,15 +627,18 @@ impl EndpointHandle {
     pub fn shutdown(&self) {
         if !self.shared.closed.swap(true, Ordering::AcqRel) {
             let _ = self.tx.send(Command::Shutdown);
-            let _ = self.waker.wake();
+            self.shared.wake_now();
         }
     }
 
     /// Waits for the IO thread to exit (call [`shutdown`](Self::shutdown) first).
+    /// Once it returns, every file descriptor of the endpoint is closed: the
+    /// thread dropped the socket and the poller, and the waker is dropped here.
     pub fn join(&self) {
-        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
+        let handle = lock(&self.thread).take();
         if let Some(h) = handle {
             let _ = h.join();
+            lock(&self.shared.waker).take();
         }
     }
 
@@ -630,7 +659,6 @@ impl Drop for EndpointHandle {
 #[derive(Clone)]
 pub struct Releaser {
     shared: Arc<Shared>,
-    waker: Arc<mio::Waker>,
 }
 
 impl Releaser {
@@ -642,9 +670,26 @@ impl Releaser {
             && !flow.congested()
             && !self.shared.wake_pending.swap(true, Ordering::AcqRel)
         {
-            let _ = self.waker.wake();
+            self.shared.wake_now();
         }
     }
+}
+
+impl Shared {
+    /// Wakes the IO thread. After `join` the waker is gone and this does
+    /// nothing (the thread is gone too).
+    fn wake_now(&self) {
+        if let Some(w) = lock(&self.waker).as_ref() {
+            // A failed wake means the thread is gone; commands then fail on send.
+            let _ = w.wake();
+        }
+    }
+}
+
+/// Locks a mutex, recovering the data of a poisoned one (no lock here guards an
+/// invariant a panic could break half-way).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Batch size accounting used by sinks.

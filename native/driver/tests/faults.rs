@@ -243,18 +243,10 @@ fn loss_reordering_and_duplication_lose_nothing() {
     transfer_through_relay(false);
 }
 
-/// KNOWN ISSUE (kept visible, not run by default): when the listener's address
-/// changes in the middle of a bulk monitor→listener transfer under loss, the
-/// transfer stalls until the idle timeout in roughly one run out of three (also
-/// seen with 0 % loss, less often). `CRIBCALL_LOG=debug` shows the new path
-/// validated and the peer migrated (2 paths known); after that the monitor
-/// sends only PTO probes, one per timeout with exponential backoff (3.5 s, 7 s,
-/// 14 s …), each acknowledged, while the queued stream data does not move —
-/// as if the probes went out on the old path. Root cause not found yet (not
-/// the amplification limit: the path is validated; no socket errors). Run
-/// with `--ignored`.
+/// NAT rebinding in the middle of a bulk transfer under loss: stream data the
+/// monitor sent to the old address is retransmitted on the new path (quiche
+/// patch, native/vendor/README.md), so nothing is lost and nothing stalls.
 #[test]
-#[ignore]
 fn nat_rebinding_during_a_transfer_loses_nothing() {
     transfer_through_relay(true);
 }

@@ -638,6 +638,14 @@ impl ConnectionIdentifiers {
         Ok(())
     }
 
+    /// cribcall-quic patch: the Destination Connection ID is no longer used
+    /// by any path and may be assigned to a new one.
+    pub fn unlink_dcid(&mut self, dcid_seq: u64) -> Result<()> {
+        let e = self.dcids.get_mut(dcid_seq).ok_or(Error::InvalidState)?;
+        e.path_id = None;
+        Ok(())
+    }
+
     /// Gets the minimum Source Connection ID sequence number whose removal has
     /// not been requested yet.
     #[inline]

@@ -7688,6 +7688,14 @@ impl<F: BufFactory> Connection<F> {
         self.handshake_completed
     }
 
+    /// cribcall-quic patch: returns true once the handshake is confirmed
+    /// (RFC 9001 §4.1.2): at a client, when HANDSHAKE_DONE was received; at
+    /// a server, when the handshake completed.
+    #[inline]
+    pub fn is_handshake_confirmed(&self) -> bool {
+        self.handshake_confirmed
+    }
+
     /// Returns true if the connection is resumed.
     #[inline]
     pub fn is_resumed(&self) -> bool {
@@ -9031,6 +9039,11 @@ impl<F: BufFactory> Connection<F> {
         // Automatically probes the new path.
         path.request_validation();
 
+        // cribcall-quic patch: a server makes room for the new path.
+        if self.is_server {
+            self.recycle_inactive_path()?;
+        }
+
         let pid = self.paths.insert_path(path, self.is_server)?;
 
         // Notify the application of CID reuse only after the path was
@@ -9058,11 +9071,61 @@ impl<F: BufFactory> Connection<F> {
             },
 
             None => {
-                ids.link_scid_to_path_id(in_scid_seq, pid)?;
+                self.ids.link_scid_to_path_id(in_scid_seq, pid)?;
             },
         }
 
         Ok(pid)
+    }
+
+    /// cribcall-quic patch (NAT rebinding, quiche#2452): when the path table
+    /// is full and no path is unused, a server gives up one inactive path
+    /// that has no frames left to retransmit, so that every new 4-tuple of
+    /// the peer (each NAT rebinding) gets a path. Without it the table keeps
+    /// the paths of the first rebinding forever (each still holds a
+    /// Destination Connection ID, so none counts as unused) and every packet
+    /// from a later address is dropped. The active path is never touched.
+    fn recycle_inactive_path(&mut self) -> Result<()> {
+        if !self.paths.is_full() || self.paths.iter().any(|(_, p)| p.unused()) {
+            return Ok(());
+        }
+
+        let active = self.paths.get_active_path_id().ok();
+
+        let victim = self
+            .paths
+            .iter()
+            .filter(|(pid, _)| Some(*pid) != active)
+            .find(|(_, p)| {
+                packet::Epoch::epochs(
+                    packet::Epoch::Initial..=packet::Epoch::Application,
+                )
+                .iter()
+                .all(|&e| !p.recovery.has_lost_frames(e))
+            })
+            .map(|(pid, p)| (pid, p.active_dcid_seq));
+
+        let Some((victim, Some(seq))) = victim else {
+            return Ok(());
+        };
+
+        // A Destination Connection ID reused by another path (the peer kept
+        // its CID across the rebinding) stays linked to that path; otherwise
+        // it goes back to the pool.
+        let other = self
+            .paths
+            .iter()
+            .find(|(pid, p)| *pid != victim && p.active_dcid_seq == Some(seq))
+            .map(|(pid, _)| pid);
+
+        match other {
+            Some(pid) => self.ids.link_dcid_to_path_id(seq, pid)?,
+            None => self.ids.unlink_dcid(seq)?,
+        }
+
+        self.paths.get_mut(victim)?.active_dcid_seq = None;
+
+        Ok(())
     }
 
     /// Selects the path on which the next packet must be sent.

@@ -328,7 +328,7 @@ impl Path {
 
     /// Returns whether the path is unused.
     #[inline]
-    fn unused(&self) -> bool {
+    pub(crate) fn unused(&self) -> bool {
         // FIXME: we should check that there is nothing in the sent queue.
         !self.active() && self.active_dcid_seq.is_none()
     }
@@ -746,6 +746,12 @@ impl PathMap {
         &self, addrs: &(SocketAddr, SocketAddr),
     ) -> Option<usize> {
         self.addrs_to_paths.get(addrs).copied()
+    }
+
+    /// cribcall-quic patch: whether inserting a path needs room first.
+    #[inline]
+    pub(crate) fn is_full(&self) -> bool {
+        self.paths.len() >= self.max_concurrent_paths
     }
 
     /// Checks if creating a new path will not exceed the current `self.paths`

@@ -302,6 +302,47 @@ impl RecoveryEpoch {
         }
     }
 
+    /// cribcall-quic patch (quiche#2452): marks every packet of this epoch
+    /// that is neither acknowledged nor lost as lost, moving its frames to
+    /// the retransmission queue. Returns (lost packets, lost bytes, bytes no
+    /// longer in flight).
+    fn declare_all_unacked_lost(
+        &mut self, now: Instant, trace_id: &str, epoch: Epoch,
+    ) -> (usize, usize, usize) {
+        let mut lost_packets = 0;
+        let mut lost_bytes = 0;
+        let mut in_flight_bytes = 0;
+
+        for unacked in self
+            .sent_packets
+            .iter_mut()
+            .filter(|p| p.time_acked.is_none() && p.time_lost.is_none())
+        {
+            self.lost_frames_ack.extend(unacked.frames.drain(..));
+            unacked.time_lost = Some(now);
+
+            if unacked.in_flight {
+                self.in_flight_count -= 1;
+                in_flight_bytes += unacked.size;
+
+                if !unacked.is_pmtud_probe {
+                    lost_bytes += unacked.size;
+                }
+            }
+
+            trace!(
+                "{} packet {} lost on epoch {} (path change)",
+                trace_id,
+                unacked.pkt_num,
+                epoch
+            );
+
+            lost_packets += 1;
+        }
+
+        (lost_packets, lost_bytes, in_flight_bytes)
+    }
+
     fn drain_acked_and_lost_packets(&mut self, loss_thresh: Instant) {
         // In order to avoid removing elements from the middle of the list
         // (which would require copying other elements to compact the list),
@@ -870,8 +911,23 @@ impl RecoveryOps for LegacyRecovery {
     fn on_path_change(
         &mut self, epoch: Epoch, now: Instant, trace_id: &str,
     ) -> (usize, usize) {
-        // Time threshold loss detection.
-        self.detect_lost_packets(epoch, now, trace_id)
+        // cribcall-quic patch (quiche#2452): this path stops being the active
+        // one. Time-threshold detection alone only reaches packets up to this
+        // path's largest acknowledged packet; the ones sent after it (to an
+        // address the peer left, e.g. after a NAT rebinding) would never be
+        // acknowledged on this path again, nor declared lost, and their
+        // stream data would never be retransmitted. Declare them all lost so
+        // their frames are retransmitted on the new active path.
+        let (lost_packets, lost_bytes, in_flight_bytes) =
+            self.epochs[epoch].declare_all_unacked_lost(now, trace_id, epoch);
+
+        self.bytes_in_flight.saturating_subtract(in_flight_bytes, now);
+        self.congestion.lost_count += lost_packets;
+        self.epochs[epoch].loss_probes = 0;
+        self.epochs[epoch].loss_time = None;
+        self.loss_timer.clear();
+
+        (lost_packets, lost_bytes)
     }
 
     fn loss_detection_timer(&self) -> Option<Instant> {
