@@ -554,3 +554,6 @@ impl Task for JoinTask {
         Ok(())
     }
 }
+
+// QR pairing secret and proof (SPEC.md §7.1).
+pub mod qr;

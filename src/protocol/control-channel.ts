@@ -31,6 +31,8 @@ export type ControlChannelEvents = {
   noise: [event: NoiseEventMessage]
   /** The channel's trust changed (pairing upgrades it in place). */
   trust: [trust: Trust]
+  /** The connection's native send queue emptied after a refused send (see Connection 'drain'). */
+  drain: []
   /** Emitted once when the underlying connection closed. */
   close: [info: CloseInfo]
   /** Handler failures, rejected peer input, peer ERROR frames. */
@@ -117,6 +119,7 @@ export class ControlChannel extends TypedEmitter<ControlChannelEvents> {
     this.closed = connection.closed
     connection.on('frame', (payload) => this.#onFrame(payload))
     connection.on('close', (info) => this.#onClose(info))
+    connection.on('drain', () => this.#emit('drain', []))
     connection.on('error', (error) => this.#reportError(error))
     const interval = options.pingIntervalMs ?? 0
     if (interval > 0) this.#startPinging(interval)
@@ -188,6 +191,27 @@ export class ControlChannel extends TypedEmitter<ControlChannelEvents> {
    */
   send(message: Message): void {
     this.#sendChecked(message)
+  }
+
+  /** Bytes sent on this channel and still queued natively (not yet handed to QUIC). */
+  get queuedBytes(): number {
+    return this.connection.queuedBytes
+  }
+
+  /**
+   * Like send(), but waits for 'drain' while the send buffer is full instead of throwing
+   * SendBufferFullError. Validation and gating errors reject at once; ConnectionClosedError
+   * if the channel closes first; AbortError when `signal` aborts. Resolves with the bytes
+   * then queued natively.
+   */
+  async write(message: Message, options: { signal?: AbortSignal } = {}): Promise<number> {
+    this.#checkOutgoing(message)
+    if (message.type === 'START_STREAM_REQUEST' && this.#liveSessions.has(message.sessionId)) {
+      throw new SessionConflictError(`stream session ${message.sessionId} is already live`)
+    }
+    const n = await this.connection.write(encode(message), options)
+    this.#trackSessions(message)
+    return n
   }
 
   /** Measures one application-level round trip (PING → PONG) in milliseconds. */

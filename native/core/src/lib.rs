@@ -7,6 +7,7 @@
 //! - [`limits`]: the numbers every buffer and timer is bounded by.
 //! - [`codes`]: application error codes shared with the protocol.
 //! - [`reset`]: stateless reset tokens and sizes.
+//! - [`qr`]: the QR pairing secret and proof (SPEC.md §7.1).
 
 pub mod codes;
 pub mod cpace;
@@ -15,5 +16,6 @@ pub mod framing;
 pub mod identity;
 pub mod jcs;
 pub mod limits;
+pub mod qr;
 pub mod reset;
 pub mod tls;
