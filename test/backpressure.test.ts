@@ -43,7 +43,7 @@ async function frozenPeer() {
     'the child client',
   )
   const conn = await incoming
-  await withTimeout(once(conn, 'frame'), 5000, 'hello')
+  await withTimeout(new Promise((resolve) => conn.once('frame', resolve)), 5000, 'hello')
   const proc = child
   return { conn, freeze: () => proc.kill('SIGSTOP'), thaw: () => proc.kill('SIGCONT') }
 }

@@ -51,6 +51,27 @@ export interface EndpointOptions {
   maxConnections?: number
   /** Bytes that may be queued natively per connection before send() throws SendBufferFullError. Default 16 MiB. */
   maxSendBuffer?: number
+  /**
+   * Server: handshakes in progress at once, apart from established connections. When
+   * full, the oldest handshake in progress gives way to the new one, so a flood of
+   * Initials cannot lock out a client that completes its handshake. Default 128.
+   */
+  maxHalfOpen?: number
+  /**
+   * Server: address validation with Retry (RFC 9000 §8.1.2) once this many handshakes
+   * are in progress; 0 = every handshake; default 16. Retry costs a client one extra
+   * round trip; below the threshold clients skip it, and the server then sends at most
+   * 3× what an unvalidated client sent.
+   */
+  retryThreshold?: number
+  /** Server: false never sends Retry (default true). */
+  retry?: boolean
+  /** Server: a pairing-only connection (unknown certificate) must finish pairing within this many ms. Default 180000. */
+  pairingDeadlineMs?: number
+  /** Server: pairing-only connections at once; more are refused (close code 5, busy) before they are reported. Default 8. */
+  maxPairingConnections?: number
+  /** A frame must be complete this many ms after its first byte arrived (else PROTOCOL_ERROR). Default 10000. */
+  frameTimeoutMs?: number
   /** Aborting it closes the endpoint (or rejects bind() if already aborted). */
   signal?: AbortSignal
 }
@@ -81,6 +102,20 @@ export interface EndpointStats {
   statelessResetsSent: number
   /** Connections that ended with a stateless reset from the peer. */
   statelessResetsReceived: number
+  /** Server handshakes started (connection state created). */
+  handshakesStarted: number
+  /** Handshakes refused for capacity (maxConnections, maxPairingConnections) or given up for a newer one (maxHalfOpen). */
+  handshakesRefused: number
+  /** Retry packets sent (address validation). */
+  handshakesRetried: number
+  /** Initials dropped for a forged, foreign-address or expired Retry token. */
+  invalidTokens: number
+  /** Server handshakes in progress now. */
+  halfOpen: number
+  /** Connections closed by a deadline (pairing deadline, frame timeout). */
+  closedByDeadline: number
+  /** Unsolicited replies sent: version negotiation, Retry, stateless resets, refusals. */
+  unsolicitedRepliesSent: number
   handshakesRejected: number
   streamBytesReceived: number
   streamBytesSent: number
@@ -206,7 +241,18 @@ export class Endpoint extends TypedEmitter<EndpointEvents> {
     checkOptionalInt(options.idleTimeoutMs, 'idleTimeoutMs', 1)
     checkOptionalInt(options.keepAliveMs, 'keepAliveMs', 0)
     checkOptionalInt(options.maxConnections, 'maxConnections', 1)
-    checkOptionalInt(options.maxSendBuffer, 'maxSendBuffer', 1)
+    checkOptionalInt(options.maxSendBuffer, 'maxSendBuffer', 1024)
+    checkOptionalInt(options.maxHalfOpen, 'maxHalfOpen', 1)
+    checkOptionalInt(options.retryThreshold, 'retryThreshold', 0)
+    checkOptionalInt(options.pairingDeadlineMs, 'pairingDeadlineMs', 1)
+    checkOptionalInt(options.maxPairingConnections, 'maxPairingConnections', 1)
+    checkOptionalInt(options.frameTimeoutMs, 'frameTimeoutMs', 1)
+    if (options.retry !== undefined && typeof options.retry !== 'boolean') {
+      throw new InvalidArgumentError(`retry must be a boolean, got ${describe(options.retry)}`)
+    }
+    if (options.retryThreshold !== undefined && options.retryThreshold > 0x7fff_ffff) {
+      throw new InvalidArgumentError(`retryThreshold must be at most ${0x7fff_ffff}`)
+    }
     checkSignal(signal)
     if (signal?.aborted) throw new AbortError(signal.reason)
 
@@ -225,6 +271,12 @@ export class Endpoint extends TypedEmitter<EndpointEvents> {
     if (options.keepAliveMs !== undefined) nativeOptions.keepAliveMs = options.keepAliveMs
     if (options.maxConnections !== undefined) nativeOptions.maxConnections = options.maxConnections
     if (options.maxSendBuffer !== undefined) nativeOptions.maxSendBuffer = options.maxSendBuffer
+    if (options.maxHalfOpen !== undefined) nativeOptions.maxHalfOpen = options.maxHalfOpen
+    if (options.retry === false) nativeOptions.retryThreshold = -1
+    else if (options.retryThreshold !== undefined) nativeOptions.retryThreshold = options.retryThreshold
+    if (options.pairingDeadlineMs !== undefined) nativeOptions.pairingDeadlineMs = options.pairingDeadlineMs
+    if (options.maxPairingConnections !== undefined) nativeOptions.maxPairingConnections = options.maxPairingConnections
+    if (options.frameTimeoutMs !== undefined) nativeOptions.frameTimeoutMs = options.frameTimeoutMs
     return new Endpoint(nativeOptions, signal)
   }
 
@@ -386,6 +438,13 @@ export class Endpoint extends TypedEmitter<EndpointEvents> {
       connections: s.connections,
       statelessResetsSent: s.statelessResetsSent,
       statelessResetsReceived: s.statelessResetsReceived,
+      handshakesStarted: s.handshakesStarted,
+      handshakesRefused: s.handshakesRefused,
+      handshakesRetried: s.handshakesRetried,
+      invalidTokens: s.invalidTokens,
+      halfOpen: s.halfOpen,
+      closedByDeadline: s.closedByDeadline,
+      unsolicitedRepliesSent: s.unsolicitedRepliesSent,
       handshakesRejected: s.handshakesRejected,
       streamBytesReceived: s.streamBytesReceived,
       streamBytesSent: s.streamBytesSent,

@@ -157,6 +157,16 @@ export class ConnectionResetError extends CribcallError {
   }
 }
 
+/**
+ * The server refused the connection at once because it is full (QUIC
+ * CONNECTION_REFUSED: maxConnections reached). Transient: worth retrying later.
+ */
+export class ConnectionRefusedError extends CribcallError {
+  constructor(message = 'the server refused the connection (busy)', options?: ErrorOptions) {
+    super('ERR_CONNECTION_REFUSED', message, options)
+  }
+}
+
 export class IdleTimeoutError extends CribcallError {
   constructor(message = 'the connection timed out (idle)', options?: ErrorOptions) {
     super('ERR_IDLE_TIMEOUT', message, options)
@@ -236,6 +246,8 @@ export function fromNative(err: unknown): CribcallError {
       return kind === 'connectFailed'
         ? new HandshakeTimeoutError(msg('the handshake timed out'), options)
         : new IdleTimeoutError(msg('the connection timed out (idle)'), options)
+    case 'ERR_CONNECTION_REFUSED':
+      return new ConnectionRefusedError(msg('the server refused the connection (busy)'), options)
     case 'ERR_CONNECTION_RESET':
       return new ConnectionResetError(msg('the peer reset the connection (stateless reset)'), options)
     case 'ERR_HANDSHAKE_FAILED':

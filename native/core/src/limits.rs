@@ -32,8 +32,28 @@ pub const CONN_ID_LEN: usize = 16;
 /// Default keep-alive: a QUIC PING after this long without sending, so a quiet
 /// channel never reaches the idle timeout and a NAT mapping stays fresh.
 pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(5);
-/// Stateless resets sent per second, endpoint-wide (and the burst allowed).
-pub const STATELESS_RESETS_PER_SEC: u32 = 100;
+/// Unsolicited replies (stateless resets, version negotiation, refusals of a
+/// full endpoint) sent per second, endpoint-wide (and the burst allowed).
+pub const UNSOLICITED_REPLIES_PER_SEC: u32 = 100;
+/// Retry packets sent per second, endpoint-wide. A Retry is smaller than the
+/// Initial that triggers it (no amplification), so the budget is generous: it
+/// must not make a legitimate client's Initial go unanswered under a flood.
+pub const RETRIES_PER_SEC: u32 = 5000;
+/// Default cap on handshakes in progress (server side), apart from established
+/// connections: when full, the oldest half-open handshake gives way.
+pub const DEFAULT_MAX_HALF_OPEN: usize = 128;
+/// Default: Retry (address validation) once this many handshakes are in
+/// progress; below it, clients skip the extra round trip.
+pub const DEFAULT_RETRY_THRESHOLD: usize = 16;
+/// How long a Retry token stays valid.
+pub const RETRY_TOKEN_LIFETIME: Duration = Duration::from_secs(10);
+/// Default lifetime of a pairing-only connection (an unknown certificate
+/// admitted while pairing is open): it must finish pairing within it.
+pub const DEFAULT_PAIRING_DEADLINE: Duration = Duration::from_secs(180);
+/// Default cap on pairing-only connections at once.
+pub const DEFAULT_MAX_PAIRING_CONNECTIONS: usize = 8;
+/// Default: a frame must be complete this long after its first byte arrived.
+pub const DEFAULT_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 /// Socket buffer size asked of the kernel (it may grant less).
 pub const SOCKET_BUFFER: usize = 4 << 20;
 /// A send is refused when the queue would exceed max_send_buffer; 'drain'

@@ -13,6 +13,9 @@ use std::time::Instant;
 /// The one control stream: client-initiated bidirectional stream 0.
 pub const CONTROL_STREAM: u64 = 0;
 
+/// QUIC transport error CONNECTION_REFUSED (RFC 9000 §20.1).
+pub const CONNECTION_REFUSED: u64 = 0x2;
+
 /// Bytes waiting to be handed to quiche's stream buffer.
 pub enum Chunk {
     Owned(Vec<u8>),
@@ -41,6 +44,16 @@ pub struct Conn {
     pub reported: bool,
     /// The peer ended the connection with a stateless reset (it lost its state).
     pub reset: bool,
+    /// Server: counted among the handshakes in progress.
+    pub half_open: bool,
+    /// Server: admitted with an unknown certificate (pairing only).
+    pub pairing_only: bool,
+    /// Server, pairing-only: closed at this instant unless paired by then.
+    pub pairing_deadline: Option<Instant>,
+    /// The peer's certificate fingerprint, once established.
+    pub peer_fp: Option<[u8; 32]>,
+    /// When the first byte of the frame being received arrived.
+    pub frame_started: Option<Instant>,
     pub handshake_deadline: Instant,
     pub decoder: FrameDecoder,
     pub outq: VecDeque<OutChunk>,
@@ -84,6 +97,11 @@ impl Conn {
             is_server: init.is_server,
             reported: false,
             reset: false,
+            half_open: init.is_server,
+            pairing_only: false,
+            pairing_deadline: None,
+            peer_fp: None,
+            frame_started: None,
             handshake_deadline: init.now + init.handshake_timeout,
             decoder: FrameDecoder::new(init.max_frame_payload),
             outq: VecDeque::new(),
@@ -251,7 +269,12 @@ impl Conn {
         }
         if let Some(e) = self.q.peer_error() {
             let reason = String::from_utf8_lossy(&e.reason).into_owned();
-            let (code, message) = if e.is_app {
+            let (code, message) = if !e.is_app && e.error_code == CONNECTION_REFUSED {
+                (
+                    "ERR_CONNECTION_REFUSED",
+                    format!("the server refused the connection (busy): {reason}"),
+                )
+            } else if e.is_app {
                 (
                     // Only UNAUTHORIZED is a refusal of this client; any other
                     // code (busy, internal error) is worth retrying.

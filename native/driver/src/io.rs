@@ -1,7 +1,8 @@
 //! The IO thread: one UDP socket, quiche connections, timers, commands.
 
-use crate::conn::{Chunk, Conn, ConnInit, OutChunk, CONTROL_STREAM};
+use crate::conn::{Chunk, Conn, ConnInit, OutChunk, CONNECTION_REFUSED, CONTROL_STREAM};
 use crate::ratelimit::TokenBucket;
+use crate::retry::{RetryTokens, TokenError};
 use crate::{
     batch_cost, lock, CloseInfo, Command, ConnShared, ConnectFailure, DriverError, EndpointConfig,
     Event, EventSink, Shared,
@@ -14,7 +15,7 @@ use cribcall_core::tls::{self, LocalCredentials, PinRecord};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 use ring::rand::{SecureRandom, SystemRandom};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -57,8 +58,16 @@ pub struct Io {
     qlog_dir: Option<std::path::PathBuf>,
     /// Stateless reset tokens of the connection IDs we issue (RFC 9000 §10.3).
     reset_key: ResetKey,
-    /// Endpoint-wide budget of stateless resets we send.
-    reset_budget: TokenBucket,
+    /// Endpoint-wide budget of unsolicited replies (resets, VN, refusals).
+    unsolicited_budget: TokenBucket,
+    /// Endpoint-wide budget of Retry packets.
+    retry_budget: TokenBucket,
+    retry_tokens: RetryTokens,
+    /// Server handshakes in progress, and their order of arrival.
+    half_open: usize,
+    half_open_order: VecDeque<u32>,
+    /// Pairing-only connections established and not closed.
+    pairing_only: usize,
 }
 
 /// `CRIBCALL_LOG=debug` (or `1`) prints connection lifecycle lines to stderr.
@@ -138,6 +147,12 @@ impl Io {
         )?;
         let server_config = base_quiche_config(server_builder, &config, true)?;
         let reset_key = config.credentials.stateless_reset_key()?;
+        let mut token_key = [0u8; 32];
+        SystemRandom::new()
+            .fill(&mut token_key)
+            .map_err(|_| DriverError::Tls("random generator failed".into()))?;
+        let retry_tokens =
+            RetryTokens::new(&token_key, Instant::now(), limits::RETRY_TOKEN_LIFETIME);
         let keylog = std::env::var_os("SSLKEYLOGFILE").map(std::path::PathBuf::from);
         let qlog_dir = std::env::var_os("QLOGDIR").map(std::path::PathBuf::from);
         debug_log!("endpoint bound to {local}");
@@ -164,7 +179,12 @@ impl Io {
                 keylog,
                 qlog_dir,
                 reset_key,
-                reset_budget: TokenBucket::new(limits::STATELESS_RESETS_PER_SEC),
+                unsolicited_budget: TokenBucket::new(limits::UNSOLICITED_REPLIES_PER_SEC),
+                retry_budget: TokenBucket::new(limits::RETRIES_PER_SEC),
+                retry_tokens,
+                half_open: 0,
+                half_open_order: VecDeque::new(),
+                pairing_only: 0,
             },
             waker,
             local,
@@ -277,6 +297,12 @@ impl Io {
             } else if let Some(t) = c.keep_alive_due(self.config.keep_alive) {
                 consider(t);
             }
+            if let Some(t) = c.pairing_deadline {
+                consider(t);
+            }
+            if let Some(t) = c.frame_started {
+                consider(t + self.config.frame_timeout);
+            }
         }
         earliest.map(|t| t.saturating_duration_since(now))
     }
@@ -381,7 +407,7 @@ impl Io {
         let Some(n) = sreset::reset_len(len) else {
             return;
         };
-        if !self.reset_budget.allow(Instant::now()) {
+        if !self.unsolicited_budget.allow(Instant::now()) {
             return;
         }
         let mut random = [0u8; sreset::PREFERRED_RESET_LEN];
@@ -395,11 +421,17 @@ impl Io {
                 .stats
                 .stateless_resets_sent
                 .fetch_add(1, Ordering::Relaxed);
+            self.count_unsolicited();
             self.send_datagram(&pkt[..n], from);
         }
     }
 
-    /// A datagram for no known connection: maybe a new client.
+    /// A datagram for no known connection: maybe a new client. In order:
+    /// version (negotiation only for full-size datagrams, rate-limited), size,
+    /// address validation (Retry above the half-open threshold; a token that
+    /// is ours but invalid drops the datagram), capacity (a full endpoint
+    /// refuses with CONNECTION_REFUSED; a full half-open table gives up its
+    /// oldest handshake).
     fn accept(&mut self, hdr: &quiche::Header<'_>, from: SocketAddr, len: usize) -> Option<u32> {
         if hdr.ty != quiche::Type::Initial
             || self.shutting_down
@@ -407,41 +439,205 @@ impl Io {
         {
             return None;
         }
+        // RFC 9000 §14.1: a client Initial is at least 1200 bytes, and
+        // §5.2.2: a server drops smaller datagrams, VN included.
+        if len < 1200 {
+            return None;
+        }
+        let now = Instant::now();
         if !quiche::version_is_supported(hdr.version) {
-            if let Ok(n) = quiche::negotiate_version(&hdr.scid, &hdr.dcid, &mut self.send_buf) {
-                let pkt = self.send_buf[..n].to_vec();
-                self.send_datagram(&pkt, from);
+            if self.unsolicited_budget.allow(now) {
+                if let Ok(n) = quiche::negotiate_version(&hdr.scid, &hdr.dcid, &mut self.send_buf) {
+                    let pkt = self.send_buf[..n].to_vec();
+                    self.count_unsolicited();
+                    self.send_datagram(&pkt, from);
+                }
             }
             return None;
         }
-        // RFC 9000 §14.1: a client Initial is at least 1200 bytes.
-        if len < 1200 || self.conns.len() >= self.config.max_connections {
+        let odcid = match hdr.token.as_deref().filter(|t| !t.is_empty()) {
+            None => None,
+            Some(token) => match self.retry_tokens.validate(token, &from, now) {
+                Ok(odcid) => Some(quiche::ConnectionId::from_vec(odcid)),
+                Err(TokenError::Foreign) => None,
+                Err(e) => {
+                    debug_log!("Initial from {from} dropped: retry token {e:?}");
+                    self.shared
+                        .stats
+                        .invalid_tokens
+                        .fetch_add(1, Ordering::Relaxed);
+                    return None;
+                }
+            },
+        };
+        if odcid.is_none() && self.retry_wanted() {
+            self.send_retry(hdr, from, now);
             return None;
         }
-        let scid = self.new_cid().ok()?;
+        if self.conns.len() >= self.config.max_connections {
+            self.refuse(from, len, now);
+            return None;
+        }
+        if self.half_open >= self.config.max_half_open {
+            self.evict_oldest_half_open();
+        }
+        // After a Retry the client addresses us with the connection ID we
+        // chose in it; else we choose one now.
+        let scid = match &odcid {
+            Some(_) => hdr.dcid.clone().into_owned(),
+            None => self.new_cid().ok()?,
+        };
         self.server_config
             .set_stateless_reset_token(Some(self.reset_key.token(&scid)));
-        let mut q = quiche::accept(&scid, None, self.local, from, &mut self.server_config).ok()?;
+        let mut q = quiche::accept(
+            &scid,
+            odcid.as_ref(),
+            self.local,
+            from,
+            &mut self.server_config,
+        )
+        .ok()?;
         self.attach_keylog(&mut q, true);
         let conn_id = self.shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
-        debug_log!("conn {conn_id}: incoming handshake from {from}");
-        let odcid = hdr.dcid.clone().into_owned();
-        self.cid_map.insert(scid.clone(), conn_id);
-        self.cid_map.insert(odcid.clone(), conn_id);
+        debug_log!(
+            "conn {conn_id}: incoming handshake from {from}{}",
+            if odcid.is_some() {
+                " (address validated by Retry)"
+            } else {
+                ""
+            }
+        );
+        let mut cids = vec![scid.clone()];
+        self.cid_map.insert(scid, conn_id);
+        if odcid.is_none() {
+            let first_dcid = hdr.dcid.clone().into_owned();
+            self.cid_map.insert(first_dcid.clone(), conn_id);
+            cids.push(first_dcid);
+        }
         let conn = Conn::new(ConnInit {
             id: conn_id,
             q,
             is_server: true,
-            now: Instant::now(),
+            now,
             handshake_timeout: self.config.handshake_timeout,
             max_frame_payload: self.config.max_frame_payload,
             pin_record: None,
-            cids: vec![scid, odcid],
+            cids,
             shared: self.conn_shared(conn_id),
             remote: from,
         });
         self.conns.insert(conn_id, conn);
+        self.half_open += 1;
+        self.half_open_order.push_back(conn_id);
+        self.publish_half_open();
+        self.shared
+            .stats
+            .handshakes_started
+            .fetch_add(1, Ordering::Relaxed);
         Some(conn_id)
+    }
+
+    fn retry_wanted(&self) -> bool {
+        self.config
+            .retry_threshold
+            .is_some_and(|t| self.half_open >= t)
+    }
+
+    fn count_unsolicited(&self) {
+        self.shared
+            .stats
+            .unsolicited_replies
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn publish_half_open(&self) {
+        self.shared
+            .stats
+            .half_open
+            .store(self.half_open, Ordering::Relaxed);
+    }
+
+    /// Answers an Initial with a Retry carrying a token for this address.
+    fn send_retry(&mut self, hdr: &quiche::Header<'_>, from: SocketAddr, now: Instant) {
+        if !self.retry_budget.allow(now) {
+            return;
+        }
+        let Ok(new_scid) = self.new_cid() else {
+            return;
+        };
+        let token = self.retry_tokens.mint(&from, &hdr.dcid, now);
+        if let Ok(n) = quiche::retry(
+            &hdr.scid,
+            &hdr.dcid,
+            &new_scid,
+            &token,
+            hdr.version,
+            &mut self.send_buf,
+        ) {
+            let pkt = self.send_buf[..n].to_vec();
+            self.shared
+                .stats
+                .handshakes_retried
+                .fetch_add(1, Ordering::Relaxed);
+            self.count_unsolicited();
+            self.send_datagram(&pkt, from);
+        }
+    }
+
+    /// A full endpoint answers a new client at once with CONNECTION_CLOSE
+    /// (CONNECTION_REFUSED), so it does not wait for its handshake timeout.
+    /// Rate-limited like every unsolicited reply; nothing is kept.
+    fn refuse(&mut self, from: SocketAddr, len: usize, now: Instant) {
+        self.shared
+            .stats
+            .handshakes_refused
+            .fetch_add(1, Ordering::Relaxed);
+        if !self.unsolicited_budget.allow(now) {
+            return;
+        }
+        let Ok(scid) = self.new_cid() else {
+            return;
+        };
+        let Ok(mut q) = quiche::accept(&scid, None, self.local, from, &mut self.server_config)
+        else {
+            return;
+        };
+        let info = quiche::RecvInfo {
+            from,
+            to: self.local,
+        };
+        if let Err(e) = q.recv(&mut self.recv_buf[..len], info) {
+            debug_log!("refusing {from}: {e}");
+        }
+        debug_log!("refused {from}: maxConnections reached");
+        self.count_unsolicited();
+        let mut out = vec![0u8; limits::MAX_SEND_UDP_PAYLOAD];
+        // quiche closes a handshake in progress only once its first flight
+        // is out (closing earlier fails to seal): send the flight, then the
+        // close, within the anti-amplification limit.
+        for closing in [false, true] {
+            if closing {
+                let _ = q.close(false, CONNECTION_REFUSED, b"too many connections");
+            }
+            while let Ok((n, to)) = q.send(&mut out).map(|(n, i)| (n, i.to)) {
+                self.send_datagram(&out[..n], to);
+            }
+        }
+    }
+
+    /// Gives up the oldest handshake still in progress (without a word: it
+    /// was never admitted), to make room for a new one.
+    fn evict_oldest_half_open(&mut self) {
+        while let Some(id) = self.half_open_order.pop_front() {
+            if self.conns.get(&id).is_some_and(|c| c.half_open) {
+                self.forget(id);
+                self.shared
+                    .stats
+                    .handshakes_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
     }
 
     fn connect(&mut self, conn_id: u32, addr: SocketAddr, fingerprint: [u8; 32]) {
@@ -593,11 +789,19 @@ impl Io {
 
     fn handle_timeouts(&mut self) {
         let now = Instant::now();
+        let congested = self.shared.paused.load(Ordering::Acquire);
+        let mut expired = Vec::new();
         for c in self.conns.values_mut() {
             if c.q.timeout_instant().is_some_and(|t| t <= now) {
                 c.q.on_timeout();
             }
             if !c.reported && now >= c.handshake_deadline && !c.q.is_closed() {
+                if c.is_server && c.local_close.is_none() {
+                    // Nothing is owed to an unvalidated peer that did not finish:
+                    // forget it without sending (no amplification).
+                    expired.push(c.id);
+                    continue;
+                }
                 let reason = format!(
                     "handshake did not complete within {} ms",
                     self.config.handshake_timeout.as_millis()
@@ -610,6 +814,7 @@ impl Io {
                     c.app_close(code, &reason, None);
                 }
             }
+            deadlines(c, &self.shared, &self.config, now, congested);
             if c.keep_alive_due(self.config.keep_alive)
                 .is_some_and(|t| now >= t)
             {
@@ -619,6 +824,25 @@ impl Io {
                 c.last_send = now;
             }
         }
+        for id in expired {
+            self.forget(id);
+        }
+    }
+
+    /// Drops a server connection that was never reported, without a word.
+    fn forget(&mut self, id: u32) {
+        let Some(c) = self.conns.remove(&id) else {
+            return;
+        };
+        for cid in &c.cids {
+            self.cid_map.remove(cid);
+        }
+        if c.half_open {
+            self.half_open -= 1;
+            self.publish_half_open();
+        }
+        self.unregister(id);
+        debug_log!("conn {id}: handshake from {} abandoned", c.remote);
     }
 
     fn process_conns(&mut self) {
@@ -639,60 +863,129 @@ impl Io {
             return;
         }
         let finishing = c.q.is_closed() || c.q.is_draining();
-        // Report establishment.
         if !c.reported && c.local_close.is_none() && !finishing && c.ready() {
-            if c.q.application_proto() != tls::ALPN {
-                c.app_close(codes::PROTOCOL_ERROR, "ALPN mismatch", None);
-                return;
-            }
-            let Some(peer) = c.q.peer_cert() else {
-                c.app_close(codes::PROTOCOL_ERROR, "no peer certificate", None);
-                return;
-            };
-            let fp = fingerprint_hex(peer);
-            let peer_cert = peer.to_vec();
-            debug_log!(
-                "conn {id}: {} with {} (peer {})",
-                if c.is_server { "accepted" } else { "connected" },
-                c.remote,
-                &fp[..16]
-            );
-            c.reported = true;
-            self.shared
-                .stats
-                .connections
-                .fetch_add(1, Ordering::Relaxed);
-            if c.is_server {
-                let known = {
-                    let fpb = cribcall_core::identity::fingerprint_bytes(peer);
-                    match self.shared.policy.read() {
-                        Ok(p) => p.known.contains(&fpb),
-                        Err(p) => p.into_inner().known.contains(&fpb),
-                    }
-                };
-                self.events.push(Event::Connection {
-                    conn_id: id,
-                    peer_fingerprint: fp,
-                    peer_cert,
-                    peer_known: known,
-                    remote: c.remote,
-                });
-            } else {
-                self.events.push(Event::Connected {
-                    conn_id: id,
-                    peer_fingerprint: fp,
-                    peer_cert,
-                    remote: c.remote,
-                });
-            }
+            self.report_ready(id);
         }
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
         while let Some(ev) = c.q.path_event_next() {
             debug_log!("conn {id}: path event {ev:?}");
         }
-        if !c.reported || congested || c.local_close.is_some() {
+        if !c.reported || c.local_close.is_some() {
             return;
         }
-        // Read the control stream.
+        // RFC 9000 allows STOP_SENDING on any stream; on the one control
+        // stream it leaves a connection that can never carry a frame again.
+        if c.stream_open {
+            if let Err(quiche::Error::StreamStopped(_)) = c.q.stream_capacity(CONTROL_STREAM) {
+                c.app_close(
+                    codes::PROTOCOL_ERROR,
+                    "control stream stopped by the peer",
+                    None,
+                );
+                return;
+            }
+        }
+        if congested {
+            return;
+        }
+        self.read_control_stream(id);
+    }
+
+    /// Admission after the handshake, then 'connection' / 'connected'.
+    fn report_ready(&mut self, id: u32) {
+        let now = Instant::now();
+        let max_pairing = self.config.max_pairing_connections;
+        let pairing_deadline = self.config.pairing_deadline;
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if c.half_open {
+            c.half_open = false;
+            self.half_open -= 1;
+        }
+        self.shared
+            .stats
+            .half_open
+            .store(self.half_open, Ordering::Relaxed);
+        if c.q.application_proto() != tls::ALPN {
+            c.app_close(codes::PROTOCOL_ERROR, "ALPN mismatch", None);
+            return;
+        }
+        let Some(peer) = c.q.peer_cert() else {
+            c.app_close(codes::PROTOCOL_ERROR, "no peer certificate", None);
+            return;
+        };
+        let fp = fingerprint_hex(peer);
+        let fpb = cribcall_core::identity::fingerprint_bytes(peer);
+        let peer_cert = peer.to_vec();
+        c.peer_fp = Some(fpb);
+        let known = c.is_server && self.shared.is_known(&fpb);
+        if c.is_server && !known {
+            if self.pairing_only >= max_pairing {
+                self.pairing_only = recount_pairing_only(&mut self.conns, &self.shared);
+            }
+            let Some(c) = self.conns.get_mut(&id) else {
+                return;
+            };
+            if self.pairing_only >= max_pairing {
+                // Closed before HANDSHAKE_DONE goes out: the client sees a
+                // failed handshake (code 5, busy), never a connection.
+                debug_log!("conn {id}: refused: {max_pairing} pairing-only connections already");
+                c.app_close(
+                    codes::INTERNAL_ERROR,
+                    "busy: too many pairing connections",
+                    None,
+                );
+                self.shared
+                    .stats
+                    .handshakes_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            c.pairing_only = true;
+            c.pairing_deadline = Some(now + pairing_deadline);
+            self.pairing_only += 1;
+        }
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        debug_log!(
+            "conn {id}: {} with {} (peer {})",
+            if c.is_server { "accepted" } else { "connected" },
+            c.remote,
+            &fp[..16]
+        );
+        c.reported = true;
+        self.shared
+            .stats
+            .connections
+            .fetch_add(1, Ordering::Relaxed);
+        let event = if c.is_server {
+            Event::Connection {
+                conn_id: id,
+                peer_fingerprint: fp,
+                peer_cert,
+                peer_known: known,
+                remote: c.remote,
+            }
+        } else {
+            Event::Connected {
+                conn_id: id,
+                peer_fingerprint: fp,
+                peer_cert,
+                remote: c.remote,
+            }
+        };
+        self.events.push(event);
+    }
+
+    /// Reads stream 0 within the turn's budget and decodes its frames.
+    fn read_control_stream(&mut self, id: u32) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
         let mut budget = READ_BUDGET_PER_TURN;
         while let Some(sid) = c.q.stream_readable_next() {
             if sid != CONTROL_STREAM {
@@ -701,16 +994,19 @@ impl Io {
                 return;
             }
             c.stream_open = true;
-            loop {
-                if budget == 0 {
-                    break;
-                }
+            while budget > 0 {
                 let (n, fin) = match c.q.stream_recv(sid, &mut self.read_buf) {
                     Ok(v) => v,
                     Err(quiche::Error::Done) => break,
-                    Err(_) => {
-                        break;
+                    Err(quiche::Error::StreamReset(_)) => {
+                        c.app_close(
+                            codes::PROTOCOL_ERROR,
+                            "control stream reset by the peer",
+                            None,
+                        );
+                        return;
                     }
+                    Err(_) => break,
                 };
                 budget = budget.saturating_sub(n);
                 self.shared
@@ -729,6 +1025,12 @@ impl Io {
                 if let Err(e) = res {
                     c.app_close(codes::PROTOCOL_ERROR, &e.to_string(), None);
                     return;
+                }
+                // A frame that has begun must complete within the frame timeout.
+                if c.decoder.is_idle() {
+                    c.frame_started = None;
+                } else if c.frame_started.is_none() {
+                    c.frame_started = Some(Instant::now());
                 }
                 if fin {
                     if c.decoder.is_idle() {
@@ -911,8 +1213,10 @@ impl Io {
         let mut reports = Vec::new();
         let mut remove = Vec::new();
         for (id, c) in self.conns.iter_mut() {
-            let finished = c.q.is_closed()
-                || (c.local_close.is_some() && (c.q.is_draining() || shutting_down));
+            // Draining (a close was sent or received) is the end as far as the
+            // owner is concerned; the state lingers only to absorb late packets.
+            let finished =
+                c.q.is_closed() || c.q.is_draining() || (c.local_close.is_some() && shutting_down);
             if finished && !c.done {
                 c.done = true;
                 reports.push(*id);
@@ -922,7 +1226,9 @@ impl Io {
             }
         }
         for id in reports {
-            self.unregister(id);
+            // Still registered until removed below: a send racing with the
+            // close is accepted and dropped, and the owner learns of the
+            // close from its event, not from a failed send.
             let Some(c) = self.conns.get(&id) else {
                 continue;
             };
@@ -981,9 +1287,17 @@ impl Io {
             }
         }
         for id in remove {
+            self.unregister(id);
             if let Some(c) = self.conns.remove(&id) {
                 for cid in &c.cids {
                     self.cid_map.remove(cid);
+                }
+                if c.half_open {
+                    self.half_open -= 1;
+                    self.publish_half_open();
+                }
+                if c.pairing_only {
+                    self.pairing_only = self.pairing_only.saturating_sub(1);
                 }
             }
         }
@@ -1057,6 +1371,71 @@ fn enlarge_socket_buffers(socket: &UdpSocket) {
     let s = socket2::SockRef::from(socket);
     let _ = s.set_recv_buffer_size(limits::SOCKET_BUFFER);
     let _ = s.set_send_buffer_size(limits::SOCKET_BUFFER);
+}
+
+/// The pairing deadline of a pairing-only connection and the frame timeout.
+fn deadlines(
+    c: &mut Conn,
+    shared: &Shared,
+    config: &EndpointConfig,
+    now: Instant,
+    congested: bool,
+) {
+    if c.pairing_deadline.is_some_and(|t| now >= t) {
+        c.pairing_deadline = None;
+        if c.peer_fp.is_some_and(|fp| shared.is_known(&fp)) {
+            c.pairing_only = false; // paired in time
+        } else {
+            debug_log!("conn {}: pairing deadline passed", c.id);
+            let reason = format!(
+                "pairing did not complete within {} s",
+                config.pairing_deadline.as_secs()
+            );
+            c.app_close(codes::UNAUTHORIZED, &reason, None);
+            shared
+                .stats
+                .closed_by_deadline
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    if let Some(started) = c.frame_started {
+        if now >= started + config.frame_timeout {
+            if congested {
+                // We stopped reading, not the peer: restart its clock.
+                c.frame_started = Some(now);
+            } else {
+                c.frame_started = None;
+                debug_log!("conn {}: frame timeout", c.id);
+                let reason = format!(
+                    "a frame did not complete within {} ms of its first byte",
+                    config.frame_timeout.as_millis()
+                );
+                c.app_close(codes::PROTOCOL_ERROR, &reason, None);
+                shared
+                    .stats
+                    .closed_by_deadline
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Counts the pairing-only connections still open whose peer is not known by
+/// now (a connection that completed pairing stops counting).
+fn recount_pairing_only(conns: &mut HashMap<u32, Conn>, shared: &Shared) -> usize {
+    let mut n = 0;
+    for c in conns.values_mut() {
+        if !c.pairing_only || c.done {
+            continue;
+        }
+        if c.peer_fp.is_some_and(|fp| shared.is_known(&fp)) {
+            c.pairing_only = false;
+            c.pairing_deadline = None;
+        } else {
+            n += 1;
+        }
+    }
+    n
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {

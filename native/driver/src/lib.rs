@@ -13,6 +13,7 @@
 mod conn;
 mod io;
 mod ratelimit;
+mod retry;
 
 use cribcall_core::framing::{self, FrameError};
 use cribcall_core::identity::{parse_fingerprint, IdentityError};
@@ -38,6 +39,17 @@ pub struct EndpointConfig {
     pub keep_alive: Option<Duration>,
     pub max_connections: usize,
     pub max_send_buffer: usize,
+    /// Server: handshakes in progress at once; when full the oldest gives way.
+    pub max_half_open: usize,
+    /// Server: Retry once this many handshakes are in progress (0: always;
+    /// None: never).
+    pub retry_threshold: Option<usize>,
+    /// Server: lifetime of a pairing-only connection.
+    pub pairing_deadline: Duration,
+    /// Server: pairing-only connections at once.
+    pub max_pairing_connections: usize,
+    /// A frame must complete this long after its first byte arrived.
+    pub frame_timeout: Duration,
 }
 
 impl EndpointConfig {
@@ -52,6 +64,11 @@ impl EndpointConfig {
             keep_alive: Some(limits::DEFAULT_KEEP_ALIVE),
             max_connections: limits::DEFAULT_MAX_CONNECTIONS,
             max_send_buffer: limits::DEFAULT_MAX_SEND_BUFFER,
+            max_half_open: limits::DEFAULT_MAX_HALF_OPEN,
+            retry_threshold: Some(limits::DEFAULT_RETRY_THRESHOLD),
+            pairing_deadline: limits::DEFAULT_PAIRING_DEADLINE,
+            max_pairing_connections: limits::DEFAULT_MAX_PAIRING_CONNECTIONS,
+            frame_timeout: limits::DEFAULT_FRAME_TIMEOUT,
         }
     }
 }
@@ -214,6 +231,13 @@ pub struct Stats {
     pub connections: AtomicUsize,
     pub stateless_resets_sent: AtomicU64,
     pub stateless_resets_received: AtomicU64,
+    pub handshakes_started: AtomicU64,
+    pub handshakes_refused: AtomicU64,
+    pub handshakes_retried: AtomicU64,
+    pub invalid_tokens: AtomicU64,
+    pub half_open: AtomicUsize,
+    pub closed_by_deadline: AtomicU64,
+    pub unsolicited_replies: AtomicU64,
     pub handshakes_rejected: AtomicU64,
     pub stream_bytes_received: AtomicU64,
     pub stream_bytes_sent: AtomicU64,
@@ -231,6 +255,22 @@ pub struct StatsSnapshot {
     pub stateless_resets_sent: u64,
     /// Connections ended by a stateless reset from the peer.
     pub stateless_resets_received: u64,
+    /// Server handshakes started (a connection state was created).
+    pub handshakes_started: u64,
+    /// Handshakes refused for capacity (maxConnections, pairing-only cap) or
+    /// given up to make room for a newer one (half-open cap).
+    pub handshakes_refused: u64,
+    /// Retry packets sent (address validation).
+    pub handshakes_retried: u64,
+    /// Initials dropped for a forged, foreign-address or expired Retry token.
+    pub invalid_tokens: u64,
+    /// Server handshakes in progress now.
+    pub half_open: usize,
+    /// Connections closed by a deadline (pairing deadline, frame timeout).
+    pub closed_by_deadline: u64,
+    /// Unsolicited replies sent: version negotiation, Retry, stateless
+    /// resets, refusals.
+    pub unsolicited_replies: u64,
     pub handshakes_rejected: u64,
     pub stream_bytes_received: u64,
     pub stream_bytes_sent: u64,
@@ -358,6 +398,16 @@ impl EndpointHandle {
         if config.max_connections == 0 {
             return Err(DriverError::InvalidArgument(
                 "maxConnections must be at least 1".into(),
+            ));
+        }
+        if config.max_half_open == 0 || config.max_pairing_connections == 0 {
+            return Err(DriverError::InvalidArgument(
+                "maxHalfOpen and maxPairingConnections must be at least 1".into(),
+            ));
+        }
+        if config.frame_timeout.is_zero() || config.pairing_deadline.is_zero() {
+            return Err(DriverError::InvalidArgument(
+                "frameTimeoutMs and pairingDeadlineMs must be positive".into(),
             ));
         }
         let shared = Arc::new(Shared {
@@ -600,6 +650,13 @@ impl EndpointHandle {
             connections: s.connections.load(Ordering::Relaxed),
             stateless_resets_sent: s.stateless_resets_sent.load(Ordering::Relaxed),
             stateless_resets_received: s.stateless_resets_received.load(Ordering::Relaxed),
+            handshakes_started: s.handshakes_started.load(Ordering::Relaxed),
+            handshakes_refused: s.handshakes_refused.load(Ordering::Relaxed),
+            handshakes_retried: s.handshakes_retried.load(Ordering::Relaxed),
+            invalid_tokens: s.invalid_tokens.load(Ordering::Relaxed),
+            half_open: s.half_open.load(Ordering::Relaxed),
+            closed_by_deadline: s.closed_by_deadline.load(Ordering::Relaxed),
+            unsolicited_replies: s.unsolicited_replies.load(Ordering::Relaxed),
             handshakes_rejected: s.handshakes_rejected.load(Ordering::Relaxed)
                 + self.shared.tls_counters.rejected.load(Ordering::Relaxed),
             stream_bytes_received: s.stream_bytes_received.load(Ordering::Relaxed),
@@ -676,6 +733,14 @@ impl Releaser {
 }
 
 impl Shared {
+    /// Whether a client certificate fingerprint is among the known peers now.
+    pub(crate) fn is_known(&self, fp: &[u8; 32]) -> bool {
+        match self.policy.read() {
+            Ok(p) => p.known.contains(fp),
+            Err(p) => p.into_inner().known.contains(fp),
+        }
+    }
+
     /// Wakes the IO thread. After `join` the waker is gone and this does
     /// nothing (the thread is gone too).
     fn wake_now(&self) {

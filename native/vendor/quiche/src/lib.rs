@@ -4084,6 +4084,15 @@ impl<F: BufFactory> Connection<F> {
             out[done..done + pad_len].fill(0);
 
             done += pad_len;
+
+            // cribcall-quic patch: the padding is sent too, so it counts
+            // against the anti-amplification limit (RFC 9000 §8.1); without
+            // this a server's padded Initial probes exceed 3x.
+            let send_path = self.paths.get_mut(send_pid)?;
+            if self.is_server && !send_path.verified_peer_address {
+                send_path.max_send_bytes =
+                    send_path.max_send_bytes.saturating_sub(pad_len);
+            }
         }
 
         let send_path = self.paths.get(send_pid)?;

@@ -1,0 +1,489 @@
+//! A hostile device on the LAN, before authentication: Initial floods, the
+//! amplification limit, version negotiation, caps and deadlines. The attack
+//! generators are raw UDP sockets sending real client Initials (made by a quiche
+//! client, then abandoned) and real QUIC clients (our own driver) that
+//! misbehave after the handshake. Loopback only; bounded in count and time.
+
+use cribcall_core::identity::{generate_identity, Identity, KeyType};
+use cribcall_core::tls::LocalCredentials;
+use cribcall_driver::{batch_cost, EndpointConfig, EndpointHandle, Event};
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+struct Ep {
+    handle: EndpointHandle,
+    rx: mpsc::Receiver<Event>,
+}
+
+impl Ep {
+    fn new(id: &Identity, tweak: impl FnOnce(&mut EndpointConfig)) -> Ep {
+        let creds = LocalCredentials::from_pem(&id.cert_pem, &id.key_pem).unwrap();
+        let mut cfg = EndpointConfig::new("127.0.0.1:0".parse().unwrap(), creds);
+        tweak(&mut cfg);
+        let (tx, rx) = mpsc::channel();
+        let handle = EndpointHandle::spawn(cfg, move |batch: Vec<Event>| {
+            for e in batch {
+                let _ = tx.send(e);
+            }
+        })
+        .unwrap();
+        Ep { handle, rx }
+    }
+
+    fn next(&self, deadline: Instant) -> Option<Event> {
+        let e = self
+            .rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .ok()?;
+        let (n, b) = batch_cost(std::slice::from_ref(&e));
+        self.handle.release(n, b);
+        Some(e)
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.handle.local_addr()
+    }
+}
+
+/// Makes genuine client Initials (version 1, padded to 1200 bytes, a fresh
+/// connection ID each), as any QUIC client's first datagram.
+struct InitialMaker {
+    cfg: quiche::Config,
+    n: u64,
+}
+
+impl InitialMaker {
+    fn new() -> InitialMaker {
+        let mut cfg = quiche::Config::new(quiche::PROTOCOL_VERSION).unwrap();
+        cfg.set_application_protos(&[b"cribcall-ctrl"]).unwrap();
+        cfg.verify_peer(false);
+        InitialMaker { cfg, n: 0 }
+    }
+
+    fn make(&mut self, local: SocketAddr, peer: SocketAddr) -> Vec<u8> {
+        self.n += 1;
+        let mut scid = [0u8; 16];
+        scid[..8].copy_from_slice(&self.n.to_be_bytes());
+        scid[8..].copy_from_slice(&(std::process::id() as u64).to_be_bytes());
+        let scid = quiche::ConnectionId::from_ref(&scid);
+        let mut conn = quiche::connect(None, &scid, local, peer, &mut self.cfg).unwrap();
+        let mut out = vec![0u8; 1500];
+        let (n, _) = conn.send(&mut out).unwrap();
+        out.truncate(n);
+        out
+    }
+}
+
+/// Bytes and datagrams that come back to a socket until `until`.
+fn drain_replies(sock: &UdpSocket, until: Instant) -> (usize, usize) {
+    let mut buf = [0u8; 65535];
+    let (mut bytes, mut datagrams) = (0, 0);
+    while Instant::now() < until {
+        sock.set_read_timeout(Some(
+            until
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1)),
+        ))
+        .unwrap();
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            bytes += n;
+            datagrams += 1;
+        }
+    }
+    (bytes, datagrams)
+}
+
+fn connect_and_wait(
+    client: &Ep,
+    server: SocketAddr,
+    fp: &str,
+    deadline: Instant,
+) -> Result<u32, String> {
+    let id = client.handle.connect(server, fp).unwrap();
+    loop {
+        match client.next(deadline) {
+            Some(Event::Connected { conn_id, .. }) if conn_id == id => return Ok(id),
+            Some(Event::ConnectFailed { conn_id, failure }) if conn_id == id => {
+                return Err(format!("{} {}", failure.code, failure.message))
+            }
+            Some(_) => {}
+            None => return Err("timeout".into()),
+        }
+    }
+}
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn p95(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[(v.len() * 95 / 100).min(v.len() - 1)]
+}
+
+/// 2,000 client Initials a second from 64 source ports for 10 s, never
+/// completed, while a paired listener dials every 500 ms and an established
+/// channel keeps exchanging frames.
+#[test]
+fn an_initial_flood_does_not_lock_out_paired_listeners() {
+    let mid = generate_identity(KeyType::P256, None).unwrap();
+    let lid = generate_identity(KeyType::P256, None).unwrap();
+    let monitor = Ep::new(&mid, |_| {});
+    monitor.handle.set_known_peers(&[&lid.fingerprint]).unwrap();
+    monitor.handle.listen(false);
+    let target = monitor.addr();
+    let rss0 = rss_kib();
+
+    // An established channel, pinged throughout.
+    let chan = Ep::new(&lid, |_| {});
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let c = connect_and_wait(&chan, target, &mid.fingerprint, deadline).unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let flood = {
+        let (stop, sent) = (stop.clone(), sent.clone());
+        std::thread::spawn(move || {
+            let socks: Vec<UdpSocket> = (0..64)
+                .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+                .collect();
+            let mut maker = InitialMaker::new();
+            let start = Instant::now();
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(10) {
+                // Pace to 2,000 a second.
+                let due = start + Duration::from_micros(i * 500);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                let s = &socks[(i % 64) as usize];
+                let pkt = maker.make(s.local_addr().unwrap(), target);
+                if s.send_to(&pkt, target).is_ok() {
+                    sent.fetch_add(1, Ordering::Relaxed);
+                }
+                i += 1;
+            }
+        })
+    };
+
+    // The paired listener dials every 500 ms; each dial is a fresh handshake.
+    let listener = Ep::new(&lid, |_| {});
+    let mut handshakes = Vec::new();
+    let mut failures = Vec::new();
+    let mut pings = Vec::new();
+    let started = Instant::now();
+    let mut n = 0;
+    while started.elapsed() < Duration::from_secs(10) {
+        let t = Instant::now();
+        match connect_and_wait(
+            &listener,
+            target,
+            &mid.fingerprint,
+            t + Duration::from_secs(5),
+        ) {
+            Ok(id) => {
+                handshakes.push(t.elapsed());
+                let _ = listener.handle.close_connection(id, 0, "done");
+            }
+            Err(e) => failures.push(e),
+        }
+        // One round trip on the established channel.
+        let t = Instant::now();
+        chan.handle.send(c, format!("ping {n}").as_bytes()).unwrap();
+        n += 1;
+        let got = loop {
+            match monitor.next(t + Duration::from_secs(5)) {
+                Some(Event::Frame { payload, .. }) => break Some(payload),
+                Some(_) => {}
+                None => break None,
+            }
+        };
+        assert!(
+            got.is_some(),
+            "the established channel stalled during the flood"
+        );
+        pings.push(t.elapsed());
+        let next =
+            started + Duration::from_millis(500 * (handshakes.len() + failures.len()) as u64);
+        if let Some(w) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(w);
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    flood.join().unwrap();
+    let stats = monitor.handle.stats();
+    let total = handshakes.len() + failures.len();
+    let ok_ratio = handshakes.len() as f64 / total as f64;
+    let hs95 = p95(handshakes.clone());
+    let ping95 = p95(pings);
+    let rss_growth = rss_kib().saturating_sub(rss0);
+    println!(
+        "flood: {} Initials sent; paired listener {}/{} handshakes, p95 {:?}; frame one-way p95 {:?}; \
+         monitor: {} retried, {} started, {} refused, half-open {}; RSS +{} KiB; failures {:?}",
+        sent.load(Ordering::Relaxed),
+        handshakes.len(),
+        total,
+        hs95,
+        ping95,
+        stats.handshakes_retried,
+        stats.handshakes_started,
+        stats.handshakes_refused,
+        stats.half_open,
+        rss_growth,
+        failures
+    );
+    assert!(sent.load(Ordering::Relaxed) >= 15_000, "the flood ran");
+    assert!(
+        stats.handshakes_retried >= 10_000,
+        "Retry answered the flood"
+    );
+    assert!(ok_ratio >= 0.99, "{failures:?}");
+    assert!(hs95 <= Duration::from_secs(1), "handshake p95 {hs95:?}");
+    assert!(ping95 < Duration::from_millis(50), "frame p95 {ping95:?}");
+    assert!(rss_growth < 20 * 1024, "RSS grew by {rss_growth} KiB");
+}
+
+/// RFC 9000 §8.1: before the client's address is validated, at most three
+/// times the bytes received go back — probes and timeouts included.
+#[test]
+fn an_unvalidated_client_gets_at_most_three_times_what_it_sent() {
+    let mid = generate_identity(KeyType::P256, None).unwrap();
+    let monitor = Ep::new(&mid, |c| c.handshake_timeout = Duration::from_secs(6));
+    monitor.handle.listen(true);
+    let target = monitor.addr();
+    let mut maker = InitialMaker::new();
+
+    // One silent Initial.
+    let one = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let pkt = maker.make(one.local_addr().unwrap(), target);
+    one.send_to(&pkt, target).unwrap();
+    // 100 silent Initials from 100 sockets.
+    let many: Vec<UdpSocket> = (0..100)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let mut sent_many = 0;
+    for s in &many {
+        let p = maker.make(s.local_addr().unwrap(), target);
+        sent_many += s.send_to(&p, target).unwrap();
+    }
+    // Past the handshake deadline and every probe.
+    let until = Instant::now() + Duration::from_secs(9);
+    let many_thread = std::thread::spawn(move || {
+        let mut total = 0;
+        for s in &many {
+            let left = until.saturating_duration_since(Instant::now());
+            total += drain_replies(s, Instant::now() + left.min(Duration::from_millis(1))).0;
+        }
+        // Then keep collecting until the end on all of them.
+        while Instant::now() < until {
+            for s in &many {
+                total += drain_replies(s, Instant::now() + Duration::from_millis(1)).0;
+            }
+        }
+        total
+    });
+    let (bytes, datagrams) = drain_replies(&one, until);
+    let back_many = many_thread.join().unwrap();
+    println!(
+        "amplification: 1 Initial of {} bytes → {bytes} bytes in {datagrams} datagrams; \
+         100 Initials ({sent_many} bytes) → {back_many} bytes",
+        pkt.len()
+    );
+    assert!(bytes > 0, "the server answered");
+    assert!(
+        bytes <= 3 * pkt.len(),
+        "{bytes} bytes back for {}",
+        pkt.len()
+    );
+    assert!(
+        back_many <= 3 * sent_many,
+        "{back_many} bytes back for {sent_many}"
+    );
+}
+
+/// RFC 9000 §5.2.2: a datagram shorter than 1200 bytes with an unknown version
+/// gets no Version Negotiation; a full-size one does, within a rate limit.
+#[test]
+fn version_negotiation_only_for_full_size_datagrams_and_rate_limited() {
+    let mid = generate_identity(KeyType::P256, None).unwrap();
+    let monitor = Ep::new(&mid, |_| {});
+    monitor.handle.listen(true);
+    let target = monitor.addr();
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let packet = |len: usize| {
+        let mut p = vec![0u8; len];
+        p[0] = 0xc0;
+        p[1..5].copy_from_slice(&0x1a2a_3a4au32.to_be_bytes());
+        p[5] = 8;
+        p[6..14].copy_from_slice(b"dcid0001");
+        p[14] = 8;
+        p[15..23].copy_from_slice(b"scid0001");
+        p
+    };
+    for len in [30, 48, 100, 600, 1199] {
+        for _ in 0..400 {
+            sock.send_to(&packet(len), target).unwrap();
+        }
+    }
+    let (small_back, _) = drain_replies(&sock, Instant::now() + Duration::from_millis(500));
+    assert_eq!(small_back, 0, "no reply to datagrams under 1200 bytes");
+    for _ in 0..1000 {
+        sock.send_to(&packet(1200), target).unwrap();
+    }
+    let (_, vn) = drain_replies(&sock, Instant::now() + Duration::from_millis(500));
+    println!("version negotiation: 2,000 short datagrams → 0 replies; 1,000 full-size → {vn} VN");
+    assert!(vn >= 1, "a full-size datagram gets a VN");
+    assert!(vn <= 150, "VN is rate-limited ({vn} replies)");
+    assert!(monitor.handle.stats().unsolicited_replies >= vn as u64);
+}
+
+/// A full endpoint refuses a new client at once with CONNECTION_REFUSED.
+#[test]
+fn the_connection_past_max_connections_is_refused_at_once() {
+    let mid = generate_identity(KeyType::P256, None).unwrap();
+    let lid = generate_identity(KeyType::P256, None).unwrap();
+    let monitor = Ep::new(&mid, |c| c.max_connections = 16);
+    monitor.handle.set_known_peers(&[&lid.fingerprint]).unwrap();
+    monitor.handle.listen(false);
+    let listener = Ep::new(&lid, |_| {});
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for _ in 0..16 {
+        connect_and_wait(&listener, monitor.addr(), &mid.fingerprint, deadline).unwrap();
+    }
+    let t = Instant::now();
+    let err = connect_and_wait(&listener, monitor.addr(), &mid.fingerprint, deadline).unwrap_err();
+    let took = t.elapsed();
+    println!("17th connection: {err} after {took:?}");
+    assert!(err.starts_with("ERR_CONNECTION_REFUSED"), "{err}");
+    assert!(took < Duration::from_millis(100), "refused after {took:?}");
+    assert!(monitor.handle.stats().handshakes_refused >= 1);
+}
+
+/// Pairing-only connections have a cap and a lifetime; a frame must complete
+/// within the frame timeout; RESET_STREAM / STOP_SENDING of stream 0 close.
+#[test]
+fn pairing_only_connections_are_capped_and_deadlined() {
+    let mid = generate_identity(KeyType::P256, None).unwrap();
+    let monitor = Ep::new(&mid, |c| {
+        c.max_pairing_connections = 8;
+        c.pairing_deadline = Duration::from_secs(3);
+    });
+    monitor.handle.listen(true);
+    let target = monitor.addr();
+    // 100 strangers at once, each its own identity.
+    let strangers: Vec<Ep> = (0..100)
+        .map(|_| {
+            let id = generate_identity(KeyType::P256, None).unwrap();
+            Ep::new(&id, |c| c.keep_alive = Some(Duration::from_millis(500)))
+        })
+        .collect();
+    let t0 = Instant::now();
+    let ids: Vec<u32> = strangers
+        .iter()
+        .map(|s| s.handle.connect(target, &mid.fingerprint).unwrap())
+        .collect();
+    let deadline = t0 + Duration::from_secs(10);
+    let mut admitted = Vec::new();
+    let mut refused = 0;
+    let mut slowest_refusal = Duration::ZERO;
+    for (k, (s, id)) in strangers.iter().zip(&ids).enumerate() {
+        loop {
+            match s.next(deadline) {
+                Some(Event::Connected { conn_id, .. }) if conn_id == *id => {
+                    admitted.push(k);
+                    break;
+                }
+                Some(Event::ConnectFailed { failure, .. }) => {
+                    assert!(failure.message.contains("busy"), "{failure:?}");
+                    refused += 1;
+                    slowest_refusal = slowest_refusal.max(t0.elapsed());
+                    break;
+                }
+                Some(_) => {}
+                None => panic!("no outcome"),
+            }
+        }
+    }
+    println!(
+        "100 pairing-only connections: {} admitted, {refused} refused (last after {slowest_refusal:?})",
+        admitted.len()
+    );
+    assert_eq!(admitted.len(), 8);
+    assert_eq!(refused, 92);
+    // No refused client waits for a timeout (the handshake deadline is 10 s).
+    assert!(
+        slowest_refusal < Duration::from_secs(5),
+        "{slowest_refusal:?}"
+    );
+    // Kept alive by QUIC PINGs, they are closed at the pairing deadline.
+    let admitted_at = Instant::now();
+    let mut closed = 0;
+    for s in admitted.iter().map(|&k| &strangers[k]) {
+        let until = admitted_at + Duration::from_secs(6);
+        while let Some(e) = s.next(until) {
+            if let Event::Close { info, .. } = e {
+                let at = admitted_at.elapsed();
+                assert_eq!(info.code, 2, "{info:?}");
+                assert!(info.reason.contains("pairing did not complete"), "{info:?}");
+                assert!(
+                    at >= Duration::from_millis(1500) && at <= Duration::from_secs(4),
+                    "closed after {at:?} (deadline 3 s after admission)"
+                );
+                closed += 1;
+                break;
+            }
+        }
+    }
+    assert_eq!(closed, 8);
+    assert!(monitor.handle.stats().closed_by_deadline >= 8);
+}
+
+#[test]
+fn a_frame_must_complete_within_the_frame_timeout() {
+    let mid = generate_identity(KeyType::P256, None).unwrap();
+    let lid = generate_identity(KeyType::P256, None).unwrap();
+    let monitor = Ep::new(&mid, |c| c.frame_timeout = Duration::from_secs(2));
+    monitor.handle.set_known_peers(&[&lid.fingerprint]).unwrap();
+    monitor.handle.listen(false);
+    // Variants: two header bytes then silence; a header then one byte every
+    // 500 ms (kept alive, never complete).
+    for variant in 0..2 {
+        let listener = Ep::new(&lid, |c| c.keep_alive = Some(Duration::from_millis(300)));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let c = connect_and_wait(&listener, monitor.addr(), &mid.fingerprint, deadline).unwrap();
+        let t0 = Instant::now();
+        if variant == 0 {
+            listener.handle.send_raw(c, &[0, 0]).unwrap();
+        } else {
+            listener.handle.send_raw(c, &[0, 0, 0, 200]).unwrap();
+        }
+        let mut dribbled = 0;
+        let closed = loop {
+            if variant == 1 && t0.elapsed() > Duration::from_millis(500 * (dribbled + 1)) {
+                let _ = listener.handle.send_raw(c, b"x");
+                dribbled += 1;
+            }
+            match listener.next(Instant::now() + Duration::from_millis(100)) {
+                Some(Event::Close { info, .. }) => break info,
+                Some(_) => {}
+                None => assert!(t0.elapsed() < Duration::from_secs(6), "never closed"),
+            }
+        };
+        let at = t0.elapsed();
+        println!("slow frame variant {variant}: closed after {at:?}: {closed:?}");
+        assert_eq!(closed.code, 1, "PROTOCOL_ERROR");
+        assert!(closed.reason.contains("did not complete"), "{closed:?}");
+        assert!(
+            at >= Duration::from_secs(1) && at <= Duration::from_secs(3),
+            "closed after {at:?}"
+        );
+    }
+}
