@@ -95,6 +95,20 @@ export interface EndpointStats {
   statelessResetsSent: number
   /** Connections ended by a stateless reset from the peer. */
   statelessResetsReceived: number
+  /** Server handshakes started. */
+  handshakesStarted: number
+  /** Handshakes refused for capacity or given up for a newer one. */
+  handshakesRefused: number
+  /** Retry packets sent. */
+  handshakesRetried: number
+  /** Initials dropped for an invalid, foreign-address or expired token. */
+  invalidTokens: number
+  /** Server handshakes in progress now. */
+  halfOpen: number
+  /** Connections closed by a deadline (pairing deadline, frame timeout). */
+  closedByDeadline: number
+  /** Version negotiation, Retry, stateless resets and refusals sent. */
+  unsolicitedRepliesSent: number
   handshakesRejected: number
   streamBytesReceived: number
   streamBytesSent: number
@@ -109,6 +123,12 @@ export declare function fingerprintOf(cert: string | Buffer): string
 
 /** Generates a new device identity (P-256 by default, or Ed25519). */
 export declare function generateIdentity(options?: IdentityOptions | undefined | null): Identity
+
+/**
+ * A fresh pairing secret: 32 random bytes in unpadded base64url (43
+ * characters), for the QR payload's `pairingSecret`.
+ */
+export declare function generateQrPairingSecret(): string
 
 /**
  * A device identity: self-signed X.509 v3 certificate with
@@ -156,6 +176,19 @@ export interface NativeEndpointOptions {
   maxConnections?: number
   /** Bytes queued natively per connection before `send` throws, default 16 MiB. */
   maxSendBuffer?: number
+  /** Server: handshakes in progress at once (the oldest gives way), default 128. */
+  maxHalfOpen?: number
+  /**
+   * Server: Retry once this many handshakes are in progress; 0 = always;
+   * -1 = never; default 16.
+   */
+  retryThreshold?: number
+  /** Server: lifetime of a pairing-only connection in ms, default 180000. */
+  pairingDeadlineMs?: number
+  /** Server: pairing-only connections at once, default 8. */
+  maxPairingConnections?: number
+  /** A frame must complete this many ms after its first byte, default 10000. */
+  frameTimeoutMs?: number
 }
 
 /** One event of a batch; `kind` says which fields are set. */
@@ -212,7 +245,43 @@ export interface PinTags {
 }
 
 /**
+ * What a QR pairing proof is bound to. Fingerprints: 64 lowercase hex digits,
+ * as the side computing the proof observed the certificates in TLS; the other
+ * members exactly as in the QR payload (`monitorId`) and in `PAIR_REQUEST`.
+ */
+export interface QrPairingClaims {
+  monitorCertFingerprint: string
+  listenerCertFingerprint: string
+  monitorId: string
+  listenerId: string
+  listenerName: string
+  listenerPublicKey: string
+}
+
+/**
+ * `PAIR_REQUEST.pairingProof`: HMAC-SHA256 keyed with the secret (the QR
+ * payload's `pairingSecret`) over the transcript, in unpadded base64url.
+ * Throws `ERR_INVALID_ARG` for a malformed secret (the message never contains
+ * it) or claims.
+ */
+export declare function qrPairingProof(pairingSecret: string, claims: QrPairingClaims): string
+
+/**
+ * The JCS bytes the proof is computed over. Throws `ERR_INVALID_ARG` for a
+ * fingerprint that is not 64 lowercase hex digits or an empty member.
+ */
+export declare function qrPairingTranscript(claims: QrPairingClaims): Buffer
+
+/**
  * Constant-time equality of two tags (false when the lengths differ; the time
  * depends only on the lengths).
  */
 export declare function tagsEqual(a: Buffer, b: Buffer): boolean
+
+/**
+ * True when `proof` (unpadded base64url, as received) is the proof for
+ * `claims` under `pairingSecret`, compared in constant time; a proof that is
+ * not 32 bytes in strict unpadded base64url is false. Throws `ERR_INVALID_ARG`
+ * for a malformed secret or claims.
+ */
+export declare function verifyQrPairingProof(pairingSecret: string, claims: QrPairingClaims, proof: string): boolean

@@ -773,12 +773,16 @@ if (
   }
 }
 
-const { NativeEndpoint, PinPakeInitiator, canonicalStringObject, fingerprintOf, generateIdentity, pinPakeRespond, tagsEqual } = nativeBinding
+const { NativeEndpoint, PinPakeInitiator, canonicalStringObject, fingerprintOf, generateIdentity, generateQrPairingSecret, pinPakeRespond, qrPairingProof, qrPairingTranscript, tagsEqual, verifyQrPairingProof } = nativeBinding
 export { NativeEndpoint }
 export { PinPakeInitiator }
 export { canonicalStringObject }
 export { fingerprintOf }
 export { generateIdentity }
+export { generateQrPairingSecret }
 export { pinPakeRespond }
+export { qrPairingProof }
+export { qrPairingTranscript }
 export { tagsEqual }
+export { verifyQrPairingProof }
 export const __napiBindingTarget = __napiLoadedBindingTarget

@@ -167,6 +167,17 @@ pub struct NativeEndpointOptions {
     pub max_connections: Option<u32>,
     /// Bytes queued natively per connection before `send` throws, default 16 MiB.
     pub max_send_buffer: Option<u32>,
+    /// Server: handshakes in progress at once (the oldest gives way), default 128.
+    pub max_half_open: Option<u32>,
+    /// Server: Retry once this many handshakes are in progress; 0 = always;
+    /// -1 = never; default 16.
+    pub retry_threshold: Option<i32>,
+    /// Server: lifetime of a pairing-only connection in ms, default 180000.
+    pub pairing_deadline_ms: Option<u32>,
+    /// Server: pairing-only connections at once, default 8.
+    pub max_pairing_connections: Option<u32>,
+    /// A frame must complete this many ms after its first byte, default 10000.
+    pub frame_timeout_ms: Option<u32>,
 }
 
 /// One event of a batch; `kind` says which fields are set.
@@ -290,6 +301,20 @@ pub struct EndpointStats {
     pub stateless_resets_sent: f64,
     /// Connections ended by a stateless reset from the peer.
     pub stateless_resets_received: f64,
+    /// Server handshakes started.
+    pub handshakes_started: f64,
+    /// Handshakes refused for capacity or given up for a newer one.
+    pub handshakes_refused: f64,
+    /// Retry packets sent.
+    pub handshakes_retried: f64,
+    /// Initials dropped for an invalid, foreign-address or expired token.
+    pub invalid_tokens: f64,
+    /// Server handshakes in progress now.
+    pub half_open: u32,
+    /// Connections closed by a deadline (pairing deadline, frame timeout).
+    pub closed_by_deadline: f64,
+    /// Version negotiation, Retry, stateless resets and refusals sent.
+    pub unsolicited_replies_sent: f64,
     pub handshakes_rejected: f64,
     pub stream_bytes_received: f64,
     pub stream_bytes_sent: f64,
@@ -393,6 +418,21 @@ impl NativeEndpoint {
                 return Err(invalid("maxSendBuffer must be at least 1024 bytes"));
             }
             cfg.max_send_buffer = v as usize;
+        }
+        if let Some(v) = options.max_half_open {
+            cfg.max_half_open = v as usize;
+        }
+        if let Some(v) = options.retry_threshold {
+            cfg.retry_threshold = usize::try_from(v).ok();
+        }
+        if let Some(v) = options.pairing_deadline_ms {
+            cfg.pairing_deadline = Duration::from_millis(v as u64);
+        }
+        if let Some(v) = options.max_pairing_connections {
+            cfg.max_pairing_connections = v as usize;
+        }
+        if let Some(v) = options.frame_timeout_ms {
+            cfg.frame_timeout = Duration::from_millis(v as u64);
         }
         let tsfn: EventsTsfn = on_events
             .build_threadsafe_function::<Vec<Event>>()
@@ -510,6 +550,13 @@ impl NativeEndpoint {
             connections: s.connections as u32,
             stateless_resets_sent: s.stateless_resets_sent as f64,
             stateless_resets_received: s.stateless_resets_received as f64,
+            handshakes_started: s.handshakes_started as f64,
+            handshakes_refused: s.handshakes_refused as f64,
+            handshakes_retried: s.handshakes_retried as f64,
+            invalid_tokens: s.invalid_tokens as f64,
+            half_open: s.half_open as u32,
+            closed_by_deadline: s.closed_by_deadline as f64,
+            unsolicited_replies_sent: s.unsolicited_replies as f64,
             handshakes_rejected: s.handshakes_rejected as f64,
             stream_bytes_received: s.stream_bytes_received as f64,
             stream_bytes_sent: s.stream_bytes_sent as f64,
