@@ -15,6 +15,7 @@ export {
   HandshakeTimeoutError,
   IdleTimeoutError,
   ConnectionResetError,
+  ConnectionRefusedError,
   InternalError,
   InvalidArgumentError,
   PeerRejectedError,
@@ -71,6 +72,7 @@ export {
   isMessageType,
   messagesJsonSchema,
   schemaError,
+  Base64Url32,
   DeviceId,
   EndStream,
   ErrorMessage,
@@ -159,6 +161,14 @@ export {
   type QrPayload,
   type QrPayloadInput,
 } from './pairing/qr.js'
+export {
+  QR_PAIRING_CONTEXT,
+  generateQrPairingSecret,
+  qrPairingProof,
+  qrPairingTranscript,
+  verifyQrPairingProof,
+  type QrPairingClaims,
+} from './pairing/qr-proof.js'
 export { PinRules, isTrivialPin, randomPin, type PinRulesOptions, type PinSessionInfo } from './pairing/pin-session.js'
 export { PinInitiator, respondPin, tagsEqual, transcriptBytes, type PinTags } from './pairing/pin.js'
 export {

@@ -2,6 +2,7 @@
 // its JSON events, each stamped with the test process's clock when its line arrived,
 // waits for events, and an exit promise. Runs `node dist/cli/main.js` (build first).
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { createWriteStream, type WriteStream } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -26,10 +27,16 @@ export class AgentProcess {
 
   constructor(
     readonly args: readonly string[],
-    options: { env?: NodeJS.ProcessEnv; onEvent?: (e: AgentEvent) => void } = {},
+    /** `stderrFile`: also append the child's stderr there (e.g. its CRIBCALL_LOG=debug lines). */
+    options: { env?: NodeJS.ProcessEnv; onEvent?: (e: AgentEvent) => void; stderrFile?: string } = {},
   ) {
     this.#onEvent = options.onEvent
     this.child = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...options.env } })
+    const file: WriteStream | undefined = options.stderrFile === undefined ? undefined : createWriteStream(options.stderrFile, { flags: 'a' })
+    if (file !== undefined) {
+      this.child.stderr.on('data', (chunk: string) => file.write(chunk))
+      this.child.on('close', () => file.end())
+    }
     this.child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
       const at = performance.now()
       this.#partial += chunk

@@ -219,7 +219,8 @@ describe('cribcall-agent CLI', () => {
   })
 
   it('monitor: binds port 0, prints the actual port, the fingerprint and the canonical QR payload', async () => {
-    monitor = new Agent(['monitor', '--json', '--host', HOST, '--port', '0', '--dir', dir('M'), '--name', 'Nursery'])
+    // --auto-approve: these steps pair by PIN and QR without an operator (approval: cli-approve.test.ts).
+    monitor = new Agent(['monitor', '--json', '--host', HOST, '--port', '0', '--dir', dir('M'), '--name', 'Nursery', '--auto-approve'])
     const listening = await monitor.waitFor('listening')
     expect(listening).toMatchObject({ host: HOST, port: expect.any(Number), fingerprint: expect.stringMatching(/^[0-9a-f]{64}$/), deviceId: expect.any(String) })
     monitorInfo = listening as unknown as typeof monitorInfo
@@ -234,6 +235,7 @@ describe('cribcall-agent CLI', () => {
       monitorId: monitorInfo.deviceId,
       monitorName: 'Nursery',
       monitorCertFingerprint: monitorInfo.fingerprint,
+      pairingSecret: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/), // the window's one-time secret
       service: { defaultPort: monitorInfo.port },
     })
   })

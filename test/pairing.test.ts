@@ -658,17 +658,18 @@ describe('monitor-side pairing checks', () => {
     }
   }
 
-  it('identity mismatch (QR fingerprint, QR public key, PIN_PAIRING_INIT fingerprint): ERROR UNAUTHORIZED arrives, then close 2', async () => {
+  it('identity mismatch (QR fingerprint, QR public key, PIN_PAIRING_INIT fingerprint): ERROR UNAUTHORIZED in reply to the claim arrives, then close 2', async () => {
     const m = await startMonitor()
     m.monitor.openPairing({ onPin: () => undefined })
     const other = generateIdentity()
-    const cases: Array<{ what: string; send: (id: Identity) => Message; detail: string }> = [
-      { what: 'QR fingerprint', send: (id) => pairRequest(id, { listenerCertFingerprint: other.fingerprint }), detail: 'listenerCertFingerprint is not the certificate presented in TLS' },
-      { what: 'QR public key', send: (id) => pairRequest(id, { listenerPublicKey: other.publicKey }), detail: 'listenerPublicKey is not the key of the certificate presented in TLS' },
+    const cases: Array<{ what: string; send: (id: Identity) => Message; detail: string; inReplyTo: string }> = [
+      { what: 'QR fingerprint', send: (id) => pairRequest(id, { listenerCertFingerprint: other.fingerprint }), detail: 'listenerCertFingerprint is not the certificate presented in TLS', inReplyTo: 'PAIR_REQUEST' },
+      { what: 'QR public key', send: (id) => pairRequest(id, { listenerPublicKey: other.publicKey }), detail: 'listenerPublicKey is not the key of the certificate presented in TLS', inReplyTo: 'PAIR_REQUEST' },
       {
         what: 'PIN init fingerprint',
         send: (id) => ({ type: 'PIN_PAIRING_INIT', listenerId: id.deviceId, listenerName: 'x', protocolVersion: 1, listenerCertFingerprint: other.fingerprint }),
         detail: 'listenerCertFingerprint is not the certificate presented in TLS',
+        inReplyTo: 'PIN_PAIRING_INIT',
       },
     ]
     // Repeated: the ERROR frame used to be dropped by a close in the same IO turn most of the time.
@@ -676,7 +677,7 @@ describe('monitor-side pairing checks', () => {
       for (const c of cases) {
         const { ch, identity, box } = await rawPairingChannel(m.monitor)
         ch.send(c.send(identity))
-        expect(await box.next(), `${c.what}, round ${round}`).toEqual({ type: 'ERROR', code: 2, error: 'UNAUTHORIZED', message: c.detail })
+        expect(await box.next(), `${c.what}, round ${round}`).toEqual({ type: 'ERROR', code: 2, error: 'UNAUTHORIZED', message: c.detail, inReplyTo: c.inReplyTo })
         expect(await withTimeout(ch.closed, 3000, 'the close')).toMatchObject({ code: 2, byPeer: true, application: true })
       }
     }

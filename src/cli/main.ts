@@ -20,8 +20,11 @@ import {
   type ControlChannel,
   type Identity,
   type ListenerChannel,
+  type PairingRequestInfo,
   type TrustEntry,
 } from '../index.js'
+import { Approvals } from './approvals.js'
+import type { WebConsole } from './web/index.js'
 
 // ---------------------------------------------------------------- output
 
@@ -273,6 +276,10 @@ interface MonitorCmd {
   name: string
   pair: 'qr' | 'pin' | 'both' | 'off'
   pairMinutes: number
+  autoApprove?: boolean
+  allowLegacyQr?: boolean
+  /** --web [HOST:]PORT: the web console (src/cli/web/, loaded only then). */
+  web?: { host: string; port: number }
 }
 
 async function cmdMonitor(o: MonitorCmd): Promise<void> {
@@ -281,8 +288,10 @@ async function cmdMonitor(o: MonitorCmd): Promise<void> {
   // Another process (`cribcall-agent trust revoke`) may change the trust store: reload it,
   // and the monitor disconnects revoked listeners at once.
   const unwatch = store.watch((e) => warn(e instanceof CribcallError ? e : new CribcallError('ERR_TRUST_STORE', `trust store: ${String(e)}`)))
+  let web: WebConsole | undefined
   onInterrupt(async () => {
     unwatch()
+    await web?.close()
     await monitor.close()
   })
   const { host, port } = monitor.address
@@ -309,14 +318,25 @@ async function cmdMonitor(o: MonitorCmd): Promise<void> {
   monitor.on('pairing-closed', ({ reason }) => emit('pairing-closed', { reason }, `pairing closed (${reason})`))
   monitor.on('error', (e) => warn(e))
 
+  // Each new listener is approved by the operator unless --auto-approve: a y/N prompt
+  // on a terminal, else an `approve-request` event answered by `approve|refuse <id>`.
+  const approvals = new Approvals({
+    interactive: process.stdin.isTTY === true && !out.json,
+    emit,
+    prompt: (text) => process.stderr.write(text),
+  })
   const openPairing = async (minutes: number): Promise<void> => {
     if (o.pair === 'off') return
     monitor.openPairing({
       durationMs: Math.round(minutes * 60_000),
       allowQr: o.pair !== 'pin',
       allowPin: o.pair !== 'qr',
-      onPin: (pin, session) =>
-        emit('pin', { pin, pairingSessionId: session.pairingSessionId, expiresInSec: session.expiresInSec, listenerName: session.listenerName }, `PIN for ${session.listenerName}: ${pin} (expires in ${session.expiresInSec} s)`),
+      allowLegacyQr: o.allowLegacyQr === true,
+      ...(o.autoApprove === true ? {} : { approve: (request) => webTracked(web, request, approvals.request(request)) }),
+      onPin: (pin, session) => {
+        web?.pinShown(pin, session)
+        emit('pin', { pin, pairingSessionId: session.pairingSessionId, expiresInSec: session.expiresInSec, listenerName: session.listenerName }, `PIN for ${session.listenerName}: ${pin} (expires in ${session.expiresInSec} s)`)
+      },
     })
     const payload = monitor.pairingQrPayload()
     if (o.pair !== 'pin') {
@@ -325,17 +345,29 @@ async function cmdMonitor(o: MonitorCmd): Promise<void> {
     }
     emit('pairing-opened', { minutes, qr: o.pair !== 'pin', pin: o.pair !== 'qr' }, `pairing open for ${minutes} min (${o.pair === 'both' ? 'QR and PIN' : o.pair.toUpperCase()})`)
   }
+  if (o.web !== undefined) web = await startMonitorConsole(o, o.web, monitor, approvals, openPairing)
   await openPairing(o.pairMinutes)
 
   const rl = createInterface({ input: process.stdin, terminal: false })
+  // With the web console, requests can still be answered there once stdin has ended.
+  rl.on('close', () => web === undefined && approvals.inputEnded())
   rl.on('line', (line) => {
     const [cmd, arg] = line.trim().split(/\s+/)
+    const prompts = approvals.promptCount
     try {
+      const known = cmd !== undefined && MONITOR_COMMANDS.has(cmd)
+      // On a terminal, any other line (Enter included) answers the y/N prompt shown.
+      if (!known && approvals.awaitingAnswer) return approvals.answerPrompt(line)
       if (cmd === undefined || cmd === '') return
-      if (cmd === 'noise') {
+      if (cmd === 'approve' || cmd === 'refuse') {
+        if (arg === undefined) throw new UsageError(`usage: ${cmd} <listenerId>`)
+        const r = approvals.answer(arg, cmd === 'approve')
+        if (!r.ok) warn(new CribcallError('ERR_NOT_FOUND', r.message))
+      } else if (cmd === 'noise') {
         const level = Number(arg)
         if (arg === undefined || !/^\d{1,3}$/.test(arg) || level > 100) throw new UsageError('usage: noise <level 0-100>')
         const report = monitor.broadcastNoise({ peakLevel: level })
+        web?.noiseSent(level, report)
         const notConnected = report.listeners.filter((l) => l.outcome === 'not-connected').length
         const tooSlow = report.listeners.filter((l) => l.outcome === 'disconnected-too-slow').length
         emit(
@@ -357,14 +389,64 @@ async function cmdMonitor(o: MonitorCmd): Promise<void> {
           (e: unknown) => warn(e),
         )
       } else {
-        throw new UsageError(`unknown command '${cmd}' (noise <level> | pair [minutes] | close-pairing | revoke <deviceId>)`)
+        throw new UsageError(`unknown command '${cmd}' (noise <level> | pair [minutes] | close-pairing | revoke <deviceId> | approve <listenerId> | refuse <listenerId>)`)
       }
     } catch (e) {
       warn(e)
     }
+    // A command ran while a y/N prompt waited: show it again (unless a new one was just shown).
+    if (approvals.awaitingAnswer && approvals.promptCount === prompts) approvals.repeatPrompt()
   })
   await new Promise<void>(() => undefined) // runs until interrupted
 }
+
+// ---------------------------------------------------------------- monitor --web
+
+/** `--web [HOST:]PORT` (IPv6 in brackets; default host 127.0.0.1). */
+function parseWebListen(v: string): { host: string; port: number } {
+  const m = /^(?:(\[[0-9a-fA-F:.]+\]|[^:\s[\]]+):)?(\d{1,5})$/.exec(v)
+  if (m === null) throw new UsageError(`invalid --web '${v}' (expected [HOST:]PORT, e.g. 8080, 127.0.0.1:8080 or [::1]:8080)`)
+  return { host: m[1]?.replace(/^\[|\]$/g, '') ?? '127.0.0.1', port: parsePort(m[2] as string) }
+}
+
+/** Starts the web console (a dynamic import: nothing of it loads without --web) and prints its URL once. */
+async function startMonitorConsole(
+  o: MonitorCmd,
+  at: { host: string; port: number },
+  monitor: Monitor,
+  approvals: Approvals,
+  openPairing: (minutes: number) => Promise<void>,
+): Promise<WebConsole> {
+  const { startWebConsole } = await import('./web/index.js')
+  const web = await startWebConsole({
+    ...at,
+    monitor,
+    approvals,
+    name: o.name,
+    pairMode: o.pair,
+    pairMinutes: o.pairMinutes,
+    openPairing,
+    answered: (info, approved) => {
+      if (!out.json && process.stdin.isTTY === true) process.stderr.write(`\n${approved ? 'approved' : 'refused'} "${info.listenerName}" (${info.listenerId}) in the web console\n`)
+    },
+  }).catch((e: unknown) => {
+    throw new CribcallError('ERR_WEB_CONSOLE', `cannot start the web console on ${at.host}:${at.port}: ${e instanceof Error ? e.message : String(e)}`, { cause: e })
+  })
+  emit('web-console', { url: web.url, host: web.host, port: web.port, loopback: web.loopback }, `web console: ${web.url}\n  (open it in a browser; the token in it is the console's only key, shown once)`)
+  if (!web.loopback) {
+    warn(new CribcallError('ERR_WEB_NOT_LOOPBACK', `the web console listens on ${web.host}:${web.port}, reachable from the network over plain HTTP: anyone who learns its URL (token) can pair and revoke listeners; bind it to 127.0.0.1 unless you need it elsewhere`))
+  }
+  return web
+}
+
+/** The approve hook's answer, shown in the web console until it settles. */
+function webTracked(web: WebConsole | undefined, request: PairingRequestInfo, answer: Promise<boolean>): Promise<boolean> {
+  web?.requested(request, answer)
+  return answer
+}
+
+/** The monitor's stdin commands (any other line answers a y/N prompt on a terminal). */
+const MONITOR_COMMANDS: ReadonlySet<string> = new Set(['noise', 'pair', 'close-pairing', 'unpair', 'revoke', 'approve', 'refuse'])
 
 interface PairCmd {
   dir: string
@@ -647,6 +729,9 @@ async function main(argv: readonly string[]): Promise<void> {
     .option('--name <name>', 'monitor name shown to listeners', 'CribCall monitor')
     .addOption(new Option('--pair <mode>', 'pairing methods to offer').choices(['qr', 'pin', 'both', 'off']).default('both'))
     .option('--pair-minutes <m>', 'pairing window length in minutes', parsePositive, 5)
+    .option('--auto-approve', 'pair every listener that passes the checks, without asking (default: ask on the terminal, or an approve-request event answered on stdin)')
+    .option('--allow-legacy-qr', 'also accept QR pairing requests without the proof of the QR code secret (listeners that predate it; any device on the LAN can send one)')
+    .option('--web <[host:]port>', 'serve the web console (QR code, PIN, approvals, paired listeners, noise chart) on HOST:PORT; host defaults to 127.0.0.1; prints its URL with the access token', parseWebListen)
     .action((o: MonitorCmd) => cmdMonitor(o))
 
   program

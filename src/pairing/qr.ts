@@ -2,7 +2,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { Ajv } from 'ajv'
 import { canonicalString } from '../protocol/canonical.js'
-import { DeviceId, Fingerprint, LIMITS } from '../protocol/messages.js'
+import { Base64Url32, DeviceId, Fingerprint, LIMITS } from '../protocol/messages.js'
 import { MalformedJsonError, parseStrictJson } from '../protocol/strict-json.js'
 import { CribcallError } from '../transport/errors.js'
 
@@ -17,6 +17,12 @@ export const QrPayloadSchema = Type.Object(
     monitorPublicKey: Type.Optional(
       Type.String({ minLength: 4, maxLength: LIMITS.publicKeyMax, pattern: '^[A-Za-z0-9+/]+={0,2}$' }),
     ),
+    /**
+     * The pairing window's one-time secret (32 random bytes, unpadded base64url). A
+     * listener proves it read the QR code with `PAIR_REQUEST.pairingProof`. Absent in
+     * the QR codes of monitors that predate it (the listener then sends no proof).
+     */
+    pairingSecret: Type.Optional(Base64Url32),
     service: Type.Object(
       {
         protocol: Type.Literal('baby-monitor'),
@@ -46,6 +52,8 @@ export interface QrPayloadInput {
   readonly monitorCertFingerprint: string
   readonly monitorPublicKey?: string
   readonly defaultPort?: number
+  /** The pairing window's secret (unpadded base64url of 32 bytes). */
+  readonly pairingSecret?: string
 }
 
 /** The canonical `monitor_pair_v1` JSON text a monitor shows as its QR code. */
@@ -56,6 +64,7 @@ export function buildQrPayload(input: QrPayloadInput): string {
     monitorName: input.monitorName,
     monitorCertFingerprint: input.monitorCertFingerprint,
     ...(input.monitorPublicKey === undefined ? {} : { monitorPublicKey: input.monitorPublicKey }),
+    ...(input.pairingSecret === undefined ? {} : { pairingSecret: input.pairingSecret }),
     service: { protocol: 'baby-monitor', version: 1, defaultPort: input.defaultPort ?? DEFAULT_MONITOR_PORT },
   }
   if (!validate(payload)) throw new QrPayloadError(`invalid QR payload: ${describeAjv(validate.errors)}`)

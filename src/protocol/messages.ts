@@ -38,6 +38,14 @@ const PublicKey = Type.String({
 })
 /** 32 bytes in padded standard base64. */
 const Base64x32 = Type.String({ pattern: '^[A-Za-z0-9+/]{43}=$', description: '32 bytes, padded base64' })
+/**
+ * 32 bytes in unpadded base64url (RFC 4648 §5): 43 characters, the last one with its two
+ * unused low bits zero, so every value has exactly one spelling.
+ */
+export const Base64Url32 = Type.String({
+  pattern: '^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$',
+  description: '32 bytes, unpadded base64url',
+})
 const SessionId = Type.String({ minLength: 1, maxLength: LIMITS.sessionIdMax, pattern: '^[A-Za-z0-9_-]+$' })
 const Timestamp = Type.Integer({ minimum: 0, maximum: MAX_SAFE, description: 'milliseconds since the Unix epoch' })
 
@@ -52,8 +60,10 @@ export const PairRequest = message(
     listenerName: Name,
     listenerPublicKey: PublicKey,
     listenerCertFingerprint: Fingerprint,
+    pairingProof: Type.Optional(Base64Url32),
   },
-  'Listener asks to be paired (QR pairing).',
+  "Listener asks to be paired (QR pairing); pairingProof proves it read the QR code's pairingSecret (SPEC §7.1). " +
+    'Optional on the wire for listeners that predate it; monitors refuse a request without it unless the application opted in.',
 )
 export const PairAccepted = message(
   'PAIR_ACCEPTED',

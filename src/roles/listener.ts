@@ -5,6 +5,7 @@ import { isIP } from 'node:net'
 import { ControlChannel, type Trust } from '../protocol/control-channel.js'
 import { ErrorCode } from '../protocol/messages.js'
 import { DEFAULT_MONITOR_PORT, parseQrPayload, type QrPayload } from '../pairing/qr.js'
+import { qrPairingProof } from '../pairing/qr-proof.js'
 import type { TrustEntry, TrustStore } from '../store/trust-store.js'
 import { hostPort, parseHostPort, publicKeyOf } from './address.js'
 import { Endpoint, type EndpointOptions } from '../transport/endpoint.js'
@@ -153,21 +154,40 @@ export class Listener extends ReportingEmitter<ListenerEvents> {
     return target.timeoutMs === undefined ? AbortSignal.any([hard, AbortSignal.timeout(PAIRING_DEADLINE_MS)]) : hard
   }
 
-  /** Pairs by the monitor's QR payload; resolves with the stored monitor entry. */
+  /**
+   * Pairs by the monitor's QR payload; resolves with the stored monitor entry. When the
+   * payload carries a `pairingSecret`, PAIR_REQUEST proves knowledge of it (SPEC §7.1).
+   */
   async pairWithQr(payload: string | Uint8Array | QrPayload, target: PairTarget): Promise<TrustEntry> {
     const qr = typeof payload === 'string' || payload instanceof Uint8Array ? parseQrPayload(payload) : parseQrPayload(JSON.stringify(payload))
     const port = target.port ?? qr.service.defaultPort
     const signal = this.#setupDeadline(target, this.#hardDeadline(target))
     const channel = await this.#dial(target.host, port, qr.monitorCertFingerprint, 'pairing-only', signal)
     try {
-      const answer = nextOf(channel, ['PAIR_ACCEPTED', 'PAIR_REJECTED'], signal)
-      channel.send({
-        type: 'PAIR_REQUEST',
+      const request = {
+        type: 'PAIR_REQUEST' as const,
         listenerId: this.identity.deviceId,
         listenerName: this.name,
         listenerPublicKey: this.identity.publicKey,
         listenerCertFingerprint: this.identity.fingerprint,
-      })
+      }
+      // Proof that we read the QR code (SPEC §7.1), bound to both certificates as seen in
+      // this TLS session. A QR code without a secret (a monitor that predates it): none.
+      const proof =
+        qr.pairingSecret === undefined
+          ? {}
+          : {
+              pairingProof: qrPairingProof(qr.pairingSecret, {
+                monitorCertFingerprint: channel.peerFingerprint,
+                listenerCertFingerprint: this.identity.fingerprint,
+                monitorId: qr.monitorId,
+                listenerId: request.listenerId,
+                listenerName: request.listenerName,
+                listenerPublicKey: request.listenerPublicKey,
+              }),
+            }
+      const answer = nextOf(channel, ['PAIR_ACCEPTED', 'PAIR_REJECTED'], signal)
+      channel.send({ ...request, ...proof })
       const m = await answer
       if (m.type === 'PAIR_REJECTED') throw new PairingRejectedError(m.reason)
       if (m.monitorId.toLowerCase() !== qr.monitorId.toLowerCase()) {

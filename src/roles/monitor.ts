@@ -3,6 +3,7 @@
 import { ControlChannel } from '../protocol/control-channel.js'
 import { ErrorCode, type Message, type PairRequestMessage, type PinPairingInitMessage, type PinSubmitMessage } from '../protocol/messages.js'
 import { buildQrPayload, DEFAULT_MONITOR_PORT } from '../pairing/qr.js'
+import { generateQrPairingSecret, verifyQrPairingProof } from '../pairing/qr-proof.js'
 import { PinInitiator, decodeB64x32, tagsEqual, transcriptBytes } from '../pairing/pin.js'
 import { PinRules, type PinRulesOptions, type PinSessionInfo } from '../pairing/pin-session.js'
 import type { TrustEntry, TrustStore } from '../store/trust-store.js'
@@ -48,6 +49,16 @@ export interface PairingRequestInfo {
   readonly fingerprint: string
   readonly publicKey: string
   readonly remoteAddress: { readonly host: string; readonly port: number }
+  /**
+   * True for a QR request without `pairingProof`, admitted only because the window was
+   * opened with `allowLegacyQr`: nothing shows that this device read the QR code.
+   */
+  readonly legacyQr: boolean
+  /**
+   * Aborts when the answer no longer matters: the requesting connection closed, the
+   * pairing window closed, or the monitor closed (a late approval pairs nobody).
+   */
+  readonly signal: AbortSignal
 }
 
 export interface OpenPairingOptions {
@@ -57,6 +68,14 @@ export interface OpenPairingOptions {
   readonly allowPin?: boolean
   /** Allow QR pairing (PAIR_REQUEST) in this window (default true). */
   readonly allowQr?: boolean
+  /**
+   * Also accept a PAIR_REQUEST that carries no `pairingProof` (listeners that predate
+   * the QR pairing secret, SPEC.md §7.1). Default false: such a request is answered
+   * PAIR_REJECTED NOT_PAIRING, because any device on the LAN that learnt the monitor's
+   * fingerprint could send it. A request that carries a proof must prove the secret
+   * either way. `approve` sees these requests with `legacyQr: true`.
+   */
+  readonly allowLegacyQr?: boolean
   /** Called with the PIN to show when a listener starts PIN pairing. Never log it. */
   readonly onPin?: (pin: string, session: Omit<PinSessionInfo, 'pin'>) => void
   /** The application's approval of a pairing (default: approve). */
@@ -82,6 +101,11 @@ interface Window {
   timer: NodeJS.Timeout
   allowPin: boolean
   allowQr: boolean
+  allowLegacyQr: boolean
+  /** This window's QR pairing secret (unpadded base64url; only while QR is allowed). Never logged. */
+  qrSecret: string | undefined
+  /** Aborted when pairing closes (kept across a reopen of an open window). */
+  closing: AbortController
   onPin: OpenPairingOptions['onPin']
   approve: OpenPairingOptions['approve']
 }
@@ -169,32 +193,56 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
     return this.#window !== undefined
   }
 
-  /** The canonical `monitor_pair_v1` JSON to show as a QR code. */
+  /**
+   * The canonical `monitor_pair_v1` JSON to show as a QR code. While a pairing window
+   * that allows QR pairing is open it carries that window's one-time `pairingSecret`
+   * (a new one each time openPairing() is called): call it after openPairing(), and
+   * show the result only on the monitor's screen. Without such a window the payload has
+   * no secret and pairs nobody (except legacy requests, which need `allowLegacyQr`).
+   */
   pairingQrPayload(): string {
+    const secret = this.#window?.qrSecret
     return buildQrPayload({
       monitorId: this.identity.deviceId,
       monitorName: this.name,
       monitorCertFingerprint: this.identity.fingerprint,
       monitorPublicKey: this.identity.publicKey,
       defaultPort: this.address.port === 0 ? DEFAULT_MONITOR_PORT : this.address.port,
+      ...(secret === undefined ? {} : { pairingSecret: secret }),
     })
   }
 
   /**
    * Opens the pairing window: unknown client certificates are admitted (pairing-only)
-   * until it closes. Reopening also clears a PIN lockout.
+   * until it closes. Each call makes a new QR pairing secret (a QR code shown before is
+   * void) and reopening also clears a PIN lockout.
    */
   openPairing(options: OpenPairingOptions = {}): void {
     this.#assertOpen()
     const durationMs = options.durationMs ?? 120_000
     if (!Number.isInteger(durationMs) || durationMs <= 0) throw new InvalidArgumentError('durationMs must be a positive integer')
-    if (this.#window !== undefined) clearTimeout(this.#window.timer)
+    if (options.allowLegacyQr !== undefined && typeof options.allowLegacyQr !== 'boolean') {
+      throw new InvalidArgumentError('allowLegacyQr must be a boolean')
+    }
     // Without onPin nobody could see the PIN: PIN pairing would only serve guessers.
     const allowPin = options.allowPin ?? options.onPin !== undefined
     const allowQr = options.allowQr ?? true
+    const qrSecret = allowQr ? generateQrPairingSecret() : undefined
+    const previous = this.#window
+    if (previous !== undefined) clearTimeout(previous.timer)
     const timer = setTimeout(() => this.#closePairing('timeout'), durationMs)
     timer.unref()
-    this.#window = { until: Date.now() + durationMs, timer, allowPin, allowQr, onPin: options.onPin, approve: options.approve }
+    this.#window = {
+      until: Date.now() + durationMs,
+      timer,
+      allowPin,
+      allowQr,
+      allowLegacyQr: allowQr && options.allowLegacyQr === true,
+      qrSecret,
+      closing: previous?.closing ?? new AbortController(),
+      onPin: options.onPin,
+      approve: options.approve,
+    }
     if (allowPin) this.#pinRules.open()
     else this.#pinRules.close()
     this.#endpoint.setAcceptUnknown(true)
@@ -279,6 +327,7 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
     if (w === undefined) return
     clearTimeout(w.timer)
     this.#window = undefined
+    w.closing.abort(new CribcallError('ERR_PAIRING_CLOSED', `the pairing window closed (${reason})`))
     if (!this.#closed) this.#endpoint.setAcceptUnknown(false)
     // Pairing-only channels have no business left.
     for (const c of this.#channels) {
@@ -390,24 +439,37 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
     }
   }
 
-  #refuseIdentity(channel: ControlChannel, method: 'qr' | 'pin', detail: string): void {
+  /** A false identity claim (SPEC §7): ERROR UNAUTHORIZED in reply to the claim, then close 2. */
+  #refuseIdentity(channel: ControlChannel, inReplyTo: 'PAIR_REQUEST' | 'PIN_PAIRING_INIT', detail: string): void {
+    const method = inReplyTo === 'PAIR_REQUEST' ? 'qr' : 'pin'
     this.#emit('pairing-failed', [{ method, reason: detail, fingerprint: channel.peerFingerprint }])
-    this.#safeSend(channel, { type: 'ERROR', code: ErrorCode.UNAUTHORIZED, error: 'UNAUTHORIZED', message: detail })
+    this.#safeSend(channel, { type: 'ERROR', code: ErrorCode.UNAUTHORIZED, error: 'UNAUTHORIZED', message: detail, inReplyTo })
     this.#closeSoon(channel, ErrorCode.UNAUTHORIZED, 'UNAUTHORIZED')
   }
 
-  async #approve(info: PairingRequestInfo): Promise<boolean> {
-    const approve = this.#window?.approve
-    if (approve === undefined) return true
+  /**
+   * Asks the application (the window's `approve`, default approve). Its `signal` aborts
+   * when the channel closes or pairing closes.
+   */
+  async #approve(channel: ControlChannel, info: Omit<PairingRequestInfo, 'signal'>): Promise<boolean> {
+    const w = this.#window
+    const approve = w?.approve
+    if (w === undefined || approve === undefined) return true
+    const gone = new AbortController()
+    const onClose = (): void => gone.abort(new CribcallError('ERR_CONNECTION_CLOSED', 'the requesting connection closed'))
+    channel.once('close', onClose)
+    if (channel.isClosed) onClose()
     try {
-      return (await approve(info)) === true
+      return (await approve({ ...info, signal: AbortSignal.any([gone.signal, w.closing.signal]) })) === true
     } catch (e) {
       this.#error(new CribcallError('ERR_HANDLER', `approve() failed: ${String(e)}`, { cause: e }))
       return false
+    } finally {
+      channel.off('close', onClose)
     }
   }
 
-  async #store(channel: ControlChannel, info: PairingRequestInfo): Promise<TrustEntry> {
+  async #store(channel: ControlChannel, info: Omit<PairingRequestInfo, 'signal'>): Promise<TrustEntry> {
     const entry: TrustEntry = {
       deviceId: info.listenerId.toLowerCase(),
       name: info.listenerName,
@@ -429,21 +491,32 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
       return
     }
     if (m.listenerCertFingerprint !== channel.peerFingerprint) {
-      return this.#refuseIdentity(channel, 'qr', 'listenerCertFingerprint is not the certificate presented in TLS')
+      return this.#refuseIdentity(channel, 'PAIR_REQUEST', 'listenerCertFingerprint is not the certificate presented in TLS')
     }
     const certKey = publicKeyOf(channel.connection.peerCertificate)
     if (m.listenerPublicKey !== certKey) {
-      return this.#refuseIdentity(channel, 'qr', 'listenerPublicKey is not the key of the certificate presented in TLS')
+      return this.#refuseIdentity(channel, 'PAIR_REQUEST', 'listenerPublicKey is not the key of the certificate presented in TLS')
     }
-    const info: PairingRequestInfo = {
-      method: 'qr',
+    // Proof of the window's secret (SPEC §7.1), bound to the certificates seen in TLS:
+    // a device that did not read this window's QR code gets no further — not even to
+    // the application's approval. Nothing is stored.
+    const legacyQr = m.pairingProof === undefined
+    const proofFailure = this.#qrProofFailure(w, channel, m, certKey)
+    if (proofFailure !== undefined) {
+      this.#emit('pairing-failed', [{ method: 'qr', reason: proofFailure, fingerprint: channel.peerFingerprint }])
+      this.#safeSend(channel, { type: 'PAIR_REJECTED', reason: 'NOT_PAIRING' })
+      return
+    }
+    const info = {
+      method: 'qr' as const,
       listenerId: m.listenerId,
       listenerName: m.listenerName,
       fingerprint: channel.peerFingerprint,
       publicKey: certKey,
       remoteAddress: channel.connection.remoteAddress,
+      legacyQr,
     }
-    if (!(await this.#approve(info))) {
+    if (!(await this.#approve(channel, info))) {
       this.#emit('pairing-failed', [{ method: 'qr', reason: 'not approved', fingerprint: channel.peerFingerprint }])
       this.#safeSend(channel, { type: 'PAIR_REJECTED', reason: 'NOT_PAIRING' })
       return
@@ -460,9 +533,26 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
     this.#emit('paired', [{ entry, method: 'qr', channel }])
   }
 
+  /** Why the request's pairing proof is refused, or undefined when it passes (SPEC §7.1). */
+  #qrProofFailure(w: Window, channel: ControlChannel, m: PairRequestMessage, certKey: string): string | undefined {
+    if (m.pairingProof === undefined) {
+      return w.allowLegacyQr ? undefined : 'PAIR_REQUEST without pairingProof (legacy QR pairing is not allowed in this window)'
+    }
+    const claims = {
+      monitorCertFingerprint: this.identity.fingerprint,
+      listenerCertFingerprint: channel.peerFingerprint, // as observed in TLS
+      monitorId: this.identity.deviceId,
+      listenerId: m.listenerId,
+      listenerName: m.listenerName,
+      listenerPublicKey: certKey,
+    }
+    if (w.qrSecret !== undefined && verifyQrPairingProof(w.qrSecret, claims, m.pairingProof)) return undefined
+    return "wrong pairingProof (not proof of this pairing window's QR code)"
+  }
+
   async #onPinInit(channel: ControlChannel, m: PinPairingInitMessage): Promise<void> {
     if (m.listenerCertFingerprint !== channel.peerFingerprint) {
-      return this.#refuseIdentity(channel, 'pin', 'listenerCertFingerprint is not the certificate presented in TLS')
+      return this.#refuseIdentity(channel, 'PIN_PAIRING_INIT', 'listenerCertFingerprint is not the certificate presented in TLS')
     }
     const started = this.#pinRules.start({
       fingerprint: channel.peerFingerprint,
@@ -549,16 +639,17 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
       if (r.locked) this.#closePairing('locked')
       return
     }
-    const info: PairingRequestInfo = {
-      method: 'pin',
+    const info = {
+      method: 'pin' as const,
       listenerId: session.listenerId,
       listenerName: session.listenerName,
       fingerprint: channel.peerFingerprint,
       publicKey: t.listenerPublicKey,
       remoteAddress: channel.connection.remoteAddress,
+      legacyQr: false,
     }
     this.#endPin()
-    if (!(await this.#approve(info))) {
+    if (!(await this.#approve(channel, info))) {
       this.#safeSend(channel, { type: 'PAIR_REJECTED', reason: 'NOT_PAIRING' })
       return
     }

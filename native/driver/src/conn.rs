@@ -144,6 +144,21 @@ impl Conn {
         Some(normal.min(fast))
     }
 
+    /// The earliest instant this connection needs attention without any
+    /// datagram or command: quiche's timer, the handshake deadline, a pending
+    /// close, keep-alive, the pairing deadline, the frame timeout.
+    pub fn next_deadline(&self, cfg: &crate::EndpointConfig) -> Option<Instant> {
+        let candidates = [
+            self.q.timeout_instant(),
+            self.pending_close.as_ref().map(|p| p.2),
+            (!self.reported).then_some(self.handshake_deadline),
+            self.keep_alive_due(cfg.keep_alive),
+            self.pairing_deadline,
+            self.frame_started.map(|t| t + cfg.frame_timeout),
+        ];
+        candidates.into_iter().flatten().min()
+    }
+
     /// Notes a stateless reset: quiche closes the connection without an error
     /// when a datagram ends with the peer's reset token.
     pub fn note_reset_after_recv(&mut self) {

@@ -3,6 +3,7 @@
 use crate::conn::{Chunk, Conn, ConnInit, OutChunk, CONNECTION_REFUSED, CONTROL_STREAM};
 use crate::ratelimit::TokenBucket;
 use crate::retry::{RetryTokens, TokenError};
+use crate::sched::Schedule;
 use crate::{
     batch_cost, lock, CloseInfo, Command, ConnShared, ConnectFailure, DriverError, EndpointConfig,
     Event, EventSink, Shared,
@@ -15,7 +16,7 @@ use cribcall_core::tls::{self, LocalCredentials, PinRecord};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 use ring::rand::{SecureRandom, SystemRandom};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -68,6 +69,12 @@ pub struct Io {
     half_open_order: VecDeque<u32>,
     /// Pairing-only connections established and not closed.
     pairing_only: usize,
+    /// Connections to look at this turn, and every connection's next deadline.
+    sched: Schedule,
+    /// Connections with unread stream data left while the owner was behind.
+    starved: HashSet<u32>,
+    /// Connections whose flush the socket refused; retried when writable.
+    blocked_ids: Vec<u32>,
 }
 
 /// `CRIBCALL_LOG=debug` (or `1`) prints connection lifecycle lines to stderr.
@@ -185,6 +192,9 @@ impl Io {
                 half_open: 0,
                 half_open_order: VecDeque::new(),
                 pairing_only: 0,
+                sched: Schedule::default(),
+                starved: HashSet::new(),
+                blocked_ids: Vec::new(),
             },
             waker,
             local,
@@ -239,7 +249,8 @@ impl Io {
         lock(&self.shared.registry).remove(&conn_id);
     }
 
-    /// The loop. Returns when shut down.
+    /// The loop. Returns when shut down. Each turn looks only at the
+    /// connections a datagram, a command or a deadline touched.
     fn run_loop(&mut self, sink: &mut dyn EventSink) {
         let mut events = Events::with_capacity(256);
         loop {
@@ -261,14 +272,20 @@ impl Io {
                     }
                 }
             }
+            if self.blocked.is_none() {
+                for id in std::mem::take(&mut self.blocked_ids) {
+                    self.sched.mark(id);
+                }
+            }
             if socket_ready {
                 self.read_socket();
             }
             self.drain_commands();
-            self.handle_timeouts();
-            self.process_conns();
-            self.flush_all();
-            self.reap();
+            self.fire_timers();
+            let ids = self.process_conns();
+            self.flush(&ids);
+            self.reap(&ids);
+            self.reschedule(&ids);
             self.deliver(sink);
             if self.shutting_down {
                 break;
@@ -277,34 +294,32 @@ impl Io {
     }
 
     fn next_timeout(&self) -> Option<Duration> {
-        if self.more_to_read {
+        if self.more_to_read || self.sched.has_dirty() {
             return Some(Duration::ZERO);
         }
+        self.sched
+            .next_deadline()
+            .map(|t| t.saturating_duration_since(Instant::now()))
+    }
+
+    /// Runs the deadlines that have come.
+    fn fire_timers(&mut self) {
         let now = Instant::now();
-        let mut earliest: Option<Instant> = None;
-        let mut consider = |t: Instant| {
-            earliest = Some(earliest.map_or(t, |e| e.min(t)));
-        };
-        for c in self.conns.values() {
-            if let Some(t) = c.q.timeout_instant() {
-                consider(t);
-            }
-            if let Some((_, _, deadline)) = &c.pending_close {
-                consider(*deadline);
-            }
-            if !c.reported {
-                consider(c.handshake_deadline);
-            } else if let Some(t) = c.keep_alive_due(self.config.keep_alive) {
-                consider(t);
-            }
-            if let Some(t) = c.pairing_deadline {
-                consider(t);
-            }
-            if let Some(t) = c.frame_started {
-                consider(t + self.config.frame_timeout);
-            }
+        for id in self.sched.pop_due(now) {
+            self.handle_timeout(id, now);
+            self.sched.mark(id);
         }
-        earliest.map(|t| t.saturating_duration_since(now))
+    }
+
+    /// Sets the next deadline of every connection looked at this turn.
+    fn reschedule(&mut self, ids: &[u32]) {
+        for id in ids {
+            let at = self
+                .conns
+                .get(id)
+                .and_then(|c| c.next_deadline(&self.config));
+            self.sched.set_timer(*id, at);
+        }
     }
 
     fn read_socket(&mut self) {
@@ -372,6 +387,7 @@ impl Io {
             conn.last_recv = Instant::now();
         }
         conn.note_reset_after_recv();
+        self.sched.mark(conn_id);
     }
 
     /// A short-header packet for a connection ID we do not know. It may be a
@@ -527,6 +543,7 @@ impl Io {
             remote: from,
         });
         self.conns.insert(conn_id, conn);
+        self.sched.mark(conn_id);
         self.half_open += 1;
         self.half_open_order.push_back(conn_id);
         self.publish_half_open();
@@ -709,6 +726,7 @@ impl Io {
             remote: addr,
         });
         self.conns.insert(conn_id, conn);
+        self.sched.mark(conn_id);
     }
 
     fn drain_commands(&mut self) {
@@ -742,6 +760,7 @@ impl Io {
                     code,
                     reason,
                 } => {
+                    self.sched.mark(conn_id);
                     if let Some(c) = self.conns.get_mut(&conn_id) {
                         if c.outq.is_empty() || !c.reported {
                             c.app_close(code, &reason, None);
@@ -762,6 +781,7 @@ impl Io {
         match self.conns.get_mut(&conn_id) {
             Some(c) if c.local_close.is_none() && c.pending_close.is_none() && !c.q.is_closed() => {
                 c.outq.push_back(OutChunk { chunk, offset: 0 });
+                self.sched.mark(conn_id);
             }
             Some(c) => {
                 let n = chunk.bytes().len();
@@ -784,48 +804,47 @@ impl Io {
         self.shared.listening.store(false, Ordering::Release);
         for c in self.conns.values_mut() {
             c.app_close(codes::OK, "endpoint closed", None);
+            self.sched.mark(c.id);
         }
     }
 
-    fn handle_timeouts(&mut self) {
-        let now = Instant::now();
+    /// A connection's deadline came: quiche's timers, the handshake deadline,
+    /// a pending close, the pairing deadline, the frame timeout, keep-alive.
+    fn handle_timeout(&mut self, id: u32, now: Instant) {
         let congested = self.shared.paused.load(Ordering::Acquire);
-        let mut expired = Vec::new();
-        for c in self.conns.values_mut() {
-            if c.q.timeout_instant().is_some_and(|t| t <= now) {
-                c.q.on_timeout();
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if c.q.timeout_instant().is_some_and(|t| t <= now) {
+            c.q.on_timeout();
+        }
+        if !c.reported && now >= c.handshake_deadline && !c.q.is_closed() {
+            if c.is_server && c.local_close.is_none() {
+                // Nothing is owed to an unvalidated peer that did not finish:
+                // forget it without sending (no amplification).
+                self.forget(id);
+                return;
             }
-            if !c.reported && now >= c.handshake_deadline && !c.q.is_closed() {
-                if c.is_server && c.local_close.is_none() {
-                    // Nothing is owed to an unvalidated peer that did not finish:
-                    // forget it without sending (no amplification).
-                    expired.push(c.id);
-                    continue;
-                }
-                let reason = format!(
-                    "handshake did not complete within {} ms",
-                    self.config.handshake_timeout.as_millis()
-                );
-                c.local_close = Some((0, reason, Some("ERR_HANDSHAKE_TIMEOUT")));
-                let _ = c.q.close(false, 0x0, b"handshake timeout");
-            }
-            if let Some((code, reason, deadline)) = c.pending_close.clone() {
-                if now >= deadline {
-                    c.app_close(code, &reason, None);
-                }
-            }
-            deadlines(c, &self.shared, &self.config, now, congested);
-            if c.keep_alive_due(self.config.keep_alive)
-                .is_some_and(|t| now >= t)
-            {
-                let _ = c.q.send_ack_eliciting();
-                // Counts as sent even if congestion control holds the PING
-                // back: the next one is due an interval later, never at once.
-                c.last_send = now;
+            let reason = format!(
+                "handshake did not complete within {} ms",
+                self.config.handshake_timeout.as_millis()
+            );
+            c.local_close = Some((0, reason, Some("ERR_HANDSHAKE_TIMEOUT")));
+            let _ = c.q.close(false, 0x0, b"handshake timeout");
+        }
+        if let Some((code, reason, deadline)) = c.pending_close.clone() {
+            if now >= deadline {
+                c.app_close(code, &reason, None);
             }
         }
-        for id in expired {
-            self.forget(id);
+        deadlines(c, &self.shared, &self.config, now, congested);
+        if c.keep_alive_due(self.config.keep_alive)
+            .is_some_and(|t| now >= t)
+        {
+            let _ = c.q.send_ack_eliciting();
+            // Counts as sent even if congestion control holds the PING
+            // back: the next one is due an interval later, never at once.
+            c.last_send = now;
         }
     }
 
@@ -834,6 +853,8 @@ impl Io {
         let Some(c) = self.conns.remove(&id) else {
             return;
         };
+        self.sched.remove(id);
+        self.starved.remove(&id);
         for cid in &c.cids {
             self.cid_map.remove(cid);
         }
@@ -845,14 +866,22 @@ impl Io {
         debug_log!("conn {id}: handshake from {} abandoned", c.remote);
     }
 
-    fn process_conns(&mut self) {
+    /// Looks at this turn's connections; returns them.
+    fn process_conns(&mut self) -> Vec<u32> {
         let congested = self.shared.flow.congested();
         self.shared.paused.store(congested, Ordering::Release);
+        if !congested {
+            // The owner caught up: read what was left unread.
+            for id in std::mem::take(&mut self.starved) {
+                self.sched.mark(id);
+            }
+        }
         self.more_to_read = false;
-        let ids: Vec<u32> = self.conns.keys().copied().collect();
-        for id in ids {
+        let ids = self.sched.take_dirty();
+        for &id in &ids {
             self.process_conn(id, congested);
         }
+        ids
     }
 
     fn process_conn(&mut self, id: u32, congested: bool) {
@@ -888,6 +917,7 @@ impl Io {
             }
         }
         if congested {
+            self.starved.insert(id);
             return;
         }
         self.read_control_stream(id);
@@ -1047,28 +1077,31 @@ impl Io {
             }
             if budget == 0 {
                 self.more_to_read = true;
+                self.sched.mark(id); // the rest next turn
                 break;
             }
         }
     }
 
-    fn flush_all(&mut self) {
-        let ids: Vec<u32> = self.conns.keys().copied().collect();
-        for id in ids {
+    fn flush(&mut self, ids: &[u32]) {
+        for (k, &id) in ids.iter().enumerate() {
             self.write_stream(id);
-            if !self.flush_conn(id) {
-                break; // socket blocked; resume when writable
-            }
+            let mut sent = self.flush_conn(id);
             // A pending close goes out right after the frames queued before it.
-            if let Some(c) = self.conns.get_mut(&id) {
-                if c.outq.is_empty() {
-                    if let Some((code, reason, _)) = c.pending_close.take() {
-                        c.app_close(code, &reason, None);
-                        if !self.flush_conn(id) {
-                            break;
+            if sent {
+                if let Some(c) = self.conns.get_mut(&id) {
+                    if c.outq.is_empty() {
+                        if let Some((code, reason, _)) = c.pending_close.take() {
+                            c.app_close(code, &reason, None);
+                            sent = self.flush_conn(id);
                         }
                     }
                 }
+            }
+            if !sent {
+                // The socket is full: these go on once it is writable.
+                self.blocked_ids.extend_from_slice(&ids[k..]);
+                break;
             }
         }
     }
@@ -1208,11 +1241,14 @@ impl Io {
     /// Reports finished connections at once and forgets them once quiche is
     /// done with them (a closing connection lingers for its draining period so
     /// a lost CONNECTION_CLOSE is repeated to the peer).
-    fn reap(&mut self) {
+    fn reap(&mut self, ids: &[u32]) {
         let shutting_down = self.shutting_down;
         let mut reports = Vec::new();
         let mut remove = Vec::new();
-        for (id, c) in self.conns.iter_mut() {
+        for id in ids {
+            let Some(c) = self.conns.get_mut(id) else {
+                continue;
+            };
             // Draining (a close was sent or received) is the end as far as the
             // owner is concerned; the state lingers only to absorb late packets.
             let finished =
@@ -1288,6 +1324,8 @@ impl Io {
         }
         for id in remove {
             self.unregister(id);
+            self.sched.remove(id);
+            self.starved.remove(&id);
             if let Some(c) = self.conns.remove(&id) {
                 for cid in &c.cids {
                     self.cid_map.remove(cid);
@@ -1345,6 +1383,7 @@ impl Io {
             }
         }
         self.conns.clear();
+        self.sched.clear();
         // Connects queued but never started.
         while let Ok(cmd) = self.rx.try_recv() {
             if let Command::Connect { conn_id, .. } = cmd {
@@ -1457,10 +1496,10 @@ pub fn run(mut io: Io, mut sink: impl EventSink) {
         Ok(()) => {
             // Flush the CONNECTION_CLOSE frames of the shutdown.
             let ids: Vec<u32> = io.conns.keys().copied().collect();
-            for id in ids {
+            for &id in &ids {
                 io.flush_conn(id);
             }
-            io.reap();
+            io.reap(&ids);
             io.final_events("endpoint closed", "ERR_ENDPOINT_CLOSED");
         }
         Err(p) => {

@@ -14,6 +14,7 @@ mod conn;
 mod io;
 mod ratelimit;
 mod retry;
+mod sched;
 
 use cribcall_core::framing::{self, FrameError};
 use cribcall_core::identity::{parse_fingerprint, IdentityError};
