@@ -1,39 +1,12 @@
 // The monitor's pairing QR code: `monitor_pair_v1`, canonical JSON (SPEC.md §7.1).
-import { Type, type Static } from '@sinclair/typebox'
-import { Ajv } from 'ajv'
+import type { Static } from '@sinclair/typebox'
 import { canonicalString } from '../protocol/canonical.js'
-import { Base64Url32, DeviceId, Fingerprint, LIMITS } from '../protocol/messages.js'
+import type { QrPayloadSchema } from '../protocol/message-schemas.js'
+import { validateQrPayload as validate } from '../protocol/messages.js'
 import { MalformedJsonError, parseStrictJson } from '../protocol/strict-json.js'
 import { CribcallError } from '../transport/errors.js'
 
 export const DEFAULT_MONITOR_PORT = 48080
-
-export const QrPayloadSchema = Type.Object(
-  {
-    type: Type.Literal('monitor_pair_v1'),
-    monitorId: DeviceId,
-    monitorName: Type.String({ minLength: 1, maxLength: LIMITS.nameMax }),
-    monitorCertFingerprint: Fingerprint,
-    monitorPublicKey: Type.Optional(
-      Type.String({ minLength: 4, maxLength: LIMITS.publicKeyMax, pattern: '^[A-Za-z0-9+/]+={0,2}$' }),
-    ),
-    /**
-     * The pairing window's one-time secret (32 random bytes, unpadded base64url). A
-     * listener proves it read the QR code with `PAIR_REQUEST.pairingProof`. Absent in
-     * the QR codes of monitors that predate it (the listener then sends no proof).
-     */
-    pairingSecret: Type.Optional(Base64Url32),
-    service: Type.Object(
-      {
-        protocol: Type.Literal('baby-monitor'),
-        version: Type.Literal(1),
-        defaultPort: Type.Integer({ minimum: 1, maximum: 65_535 }),
-      },
-      { additionalProperties: false },
-    ),
-  },
-  { additionalProperties: false, $id: 'monitor_pair_v1' },
-)
 
 export type QrPayload = Static<typeof QrPayloadSchema>
 
@@ -44,7 +17,6 @@ export class QrPayloadError extends CribcallError {
   }
 }
 
-const validate = new Ajv({ strict: true, unicodeRegExp: true }).compile(QrPayloadSchema)
 
 export interface QrPayloadInput {
   readonly monitorId: string
@@ -86,7 +58,7 @@ export function parseQrPayload(text: string | Uint8Array): QrPayload {
     throw e
   }
   if (!validate(value)) throw new QrPayloadError(`QR payload rejected: ${describeAjv(validate.errors)}`)
-  return value
+  return value as QrPayload
 }
 
 function describeAjv(errors: typeof validate.errors): string {
