@@ -350,7 +350,9 @@ async function cmdMonitor(o: MonitorCmd): Promise<void> {
 
   const rl = createInterface({ input: process.stdin, terminal: false })
   // With the web console, requests can still be answered there once stdin has ended.
-  rl.on('close', () => web === undefined && approvals.inputEnded())
+  rl.on('close', () => {
+    if (web === undefined) approvals.inputEnded()
+  })
   rl.on('line', (line) => {
     const [cmd, arg] = line.trim().split(/\s+/)
     const prompts = approvals.promptCount
@@ -434,7 +436,8 @@ async function startMonitorConsole(
   })
   emit('web-console', { url: web.url, host: web.host, port: web.port, loopback: web.loopback }, `web console: ${web.url}\n  (open it in a browser; the token in it is the console's only key, shown once)`)
   if (!web.loopback) {
-    warn(new CribcallError('ERR_WEB_NOT_LOOPBACK', `the web console listens on ${web.host}:${web.port}, reachable from the network over plain HTTP: anyone who learns its URL (token) can pair and revoke listeners; bind it to 127.0.0.1 unless you need it elsewhere`))
+    const elsewhere = web.host === '0.0.0.0' || web.host === '::' ? " (from another device, put this machine's address in place of 127.0.0.1)" : ''
+    warn(new CribcallError('ERR_WEB_NOT_LOOPBACK', `the web console listens on ${web.host}:${web.port}${elsewhere}, reachable from the network over plain HTTP: anyone who learns its URL (token) can pair and revoke listeners; bind it to 127.0.0.1 unless you need it elsewhere`))
   }
   return web
 }

@@ -86,7 +86,7 @@ function actionsFor(o: WebConsoleOptions, state: ConsoleState): ConsoleActions {
     async qrSvg() {
       if (!state.qrAvailable) return undefined
       if (qrCache?.version !== state.qrVersion) {
-        const svg = await QRCode.toString(monitor.pairingQrPayload(), { type: 'svg', errorCorrectionLevel: 'M', margin: 4, color: { dark: '#000000', light: '#ffffff' } })
+        const svg = await QRCode.toString(monitor.pairingQrPayload(), { type: 'svg', errorCorrectionLevel: 'L', margin: 4, color: { dark: '#000000', light: '#ffffff' } })
         qrCache = { version: state.qrVersion, svg }
       }
       return qrCache.svg

@@ -26,6 +26,8 @@ interface Route {
 /** At most this many event streams at once (each browser tab holds one). */
 const MAX_STREAMS = 32
 const HEARTBEAT_MS = 15_000
+/** A stream whose reader fell this far behind is dropped (the page reconnects and gets a fresh snapshot). */
+const MAX_STREAM_BACKLOG = 1024 * 1024
 
 export class ConsoleServer {
   readonly #server: Server
@@ -145,6 +147,7 @@ export class ConsoleServer {
   #stream(req: IncomingMessage, res: ServerResponse): void {
     if (this.#streams.size >= MAX_STREAMS) throw new HttpError(503, `too many open consoles (at most ${MAX_STREAMS} event streams)`)
     res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' })
+    if (req.method === 'HEAD') return void res.end()
     res.write('retry: 3000\n\n')
     res.write(event('state', this.state.snapshot()))
     res.write(event('noise-history', this.state.noiseHistory()))
@@ -161,7 +164,12 @@ export class ConsoleServer {
   }
 
   #write(text: string): void {
-    for (const s of this.#streams) s.write(text)
+    for (const s of this.#streams) {
+      if (s.writableLength > MAX_STREAM_BACKLOG) {
+        this.#streams.delete(s)
+        s.destroy()
+      } else s.write(text)
+    }
   }
 }
 
