@@ -499,3 +499,80 @@ fn keep_alive_carries_a_silent_connection_past_the_idle_timeout() {
         }
     }
 }
+
+/// The soak's network at the driver level: 5 % loss (and duplication) with
+/// the listener's mapping rebinding every second, alternately port and
+/// address, for 30 s, small frames both ways every 20 ms. The connection must
+/// survive every rebinding (no close, no reset) and deliver everything in
+/// order. Regression: a lost probe on a verified path used to fail the path
+/// validation at once and, with it, the connection (quiche patch, path.rs).
+#[test]
+fn rebinding_every_second_under_loss_keeps_the_connection() {
+    let k = link(50, 0xfeed, Some(Duration::from_secs(1)));
+    let started = Instant::now();
+    let mut next_rebind = started + Duration::from_secs(1);
+    let mut sent = 0usize;
+    let (mut got_l, mut got_m) = (0usize, 0usize);
+    let mut rebinds = 0;
+    let drain = |ep: &Ep, prefix: &str, got: &mut usize, until: Instant| {
+        while let Some(e) = ep.next(until) {
+            match e {
+                Event::Frame { payload, .. } => {
+                    assert_eq!(payload, body(prefix, *got, 24), "in order, nothing lost");
+                    *got += 1;
+                }
+                Event::Close { info, .. } => {
+                    panic!(
+                        "the connection closed after {:?}: {info:?}",
+                        started.elapsed()
+                    )
+                }
+                _ => {}
+            }
+            if Instant::now() >= until {
+                break;
+            }
+        }
+    };
+    while started.elapsed() < Duration::from_secs(30) {
+        if Instant::now() >= next_rebind {
+            k.relay.rebind(rebinds % 2 == 1);
+            rebinds += 1;
+            next_rebind += Duration::from_secs(1);
+        }
+        // A send refused because the connection is gone shows up as the
+        // Close event the drains below report.
+        let _ = k.monitor.handle.send(k.m, &body("m", sent, 24));
+        let _ = k.listener.handle.send(k.l, &body("l", sent, 24));
+        sent += 1;
+        let until = Instant::now() + Duration::from_millis(20);
+        drain(&k.listener, "m", &mut got_l, until);
+        drain(&k.monitor, "l", &mut got_m, Instant::now());
+    }
+    // Everything sent arrives (losses are retransmitted), within a bound.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while (got_l < sent || got_m < sent) && Instant::now() < deadline {
+        drain(
+            &k.listener,
+            "m",
+            &mut got_l,
+            Instant::now() + Duration::from_millis(50),
+        );
+        drain(
+            &k.monitor,
+            "l",
+            &mut got_m,
+            Instant::now() + Duration::from_millis(50),
+        );
+    }
+    let c = &k.relay.counters;
+    println!(
+        "rebinding every second under 5 % loss: {rebinds} rebindings, {sent} frames each way, \
+         {} dropped, {} duplicated; delivered {got_l}/{got_m}",
+        c.dropped.load(Ordering::Relaxed),
+        c.duplicated.load(Ordering::Relaxed)
+    );
+    assert_eq!((got_l, got_m), (sent, sent));
+    assert!(rebinds >= 29);
+    assert_eq!(k.monitor.handle.stats().connections, 1);
+}

@@ -509,10 +509,30 @@ impl Path {
             // As a server, if requesting a challenge is not
             // possible due to the amplification attack, declare the
             // validation as failed.
+            //
+            // cribcall-quic patch: only while the peer's address is not
+            // verified. The send budget is not refilled once it is (it no
+            // longer applies), so without this check one lost probe on a
+            // verified path (e.g. a PMTU-sized challenge after a NAT
+            // rebinding) failed the path at once, and with it the connection.
             if self.probing_lost >= crate::MAX_PROBING_TIMEOUTS ||
-                (is_server && self.max_send_bytes < crate::MIN_PROBING_SIZE)
+                (is_server &&
+                    !self.verified_peer_address &&
+                    self.max_send_bytes < crate::MIN_PROBING_SIZE)
             {
-                self.on_failed_validation();
+                if is_server && self.active {
+                    // cribcall-quic patch: a server does not give up the
+                    // path its peer is using (after a NAT rebinding the old
+                    // one is dead): it keeps validating it, within the
+                    // anti-amplification limit, until the peer answers or the
+                    // idle timeout ends the connection. Failing it closed the
+                    // connection (no other usable path) or fell back to the
+                    // dead mapping, under ordinary loss.
+                    self.probing_lost = 0;
+                    self.request_validation();
+                } else {
+                    self.on_failed_validation();
+                }
             } else {
                 self.request_validation();
             }

@@ -1,0 +1,147 @@
+// Restart detection (issue 8, "Done when"): a `cribcall-agent monitor` child process is
+// SIGKILLed and restarted on the same port, with the same state directory, 20 times,
+// while an in-process Listener is connected to it. The restarted monitor answers the old
+// connection's packets with a stateless reset (its token key is derived from the
+// identity), so the listener's connection closes with ERR_CONNECTION_RESET — "notice" —
+// and the ListenerChannel redials — "reconnect". Both are measured from the moment the
+// restarted monitor printed `listening`. Issue targets: notice within 1 s in 20/20,
+// reconnect p95 within 1 s; asserted here with a 1.5 s bound (loaded 2-core CI), and the
+// measured numbers are printed.
+import { existsSync, promises as fs } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { afterAll, beforeAll, expect, it } from 'vitest'
+
+import { FileTrustStore, Listener, MemoryTrustStore, generateIdentity, loadOrCreateIdentity, type DisconnectInfo, type NoiseEventMessage } from '../src/index.js'
+import { AgentProcess, CLI, quantile } from './agent-process.js'
+import { LOOPBACK, freeUdpPort, sleep, waitUntil } from './helpers.js'
+
+const RESTARTS = 20
+const BOUND_MS = 1500
+const TARGET_MS = 1000
+/**
+ * How long each connection stays up before the monitor is killed. The listener counts a
+ * connection that closed before `healthyAfterMs` as a failure and backs off further on
+ * the next one (by design: a flapping monitor must not be hammered). With 20 restarts in a
+ * row the test sets healthyAfterMs to 2 s and keeps every connection up 3 s, so each
+ * restart is met exactly as by a default listener whose connection was healthy (10 s):
+ * failure count 0, first redial after 125–250 ms.
+ */
+const UP_MS = 3000
+const HEALTHY_AFTER_MS = 2000
+
+let root = ''
+const agents: AgentProcess[] = []
+
+beforeAll(async () => {
+  expect(existsSync(CLI), `${CLI} is missing: run 'npm run build:ts' first`).toBe(true)
+  root = await fs.mkdtemp(path.join(tmpdir(), 'cribcall-restart-'))
+})
+afterAll(async () => {
+  await Promise.all(agents.map((a) => a.kill()))
+  if (root !== '') await fs.rm(root, { recursive: true, force: true })
+})
+
+it(`a monitor killed and restarted ${RESTARTS} times on the same port: the listener notices (stateless reset) and reconnects`, async () => {
+  const dir = path.join(root, 'monitor')
+  const monitorId = await loadOrCreateIdentity(path.join(dir, 'identity'))
+  const listenerId = generateIdentity()
+  const monitorStore = await FileTrustStore.open(path.join(dir, 'trust.json'))
+  await monitorStore.put({ deviceId: listenerId.deviceId, name: 'Phone', fingerprint: listenerId.fingerprint, publicKey: listenerId.publicKey, role: 'listener', pairedAt: Date.now() })
+  const port = await freeUdpPort()
+  const store = new MemoryTrustStore()
+  await store.put({
+    deviceId: monitorId.deviceId,
+    name: 'Nursery',
+    fingerprint: monitorId.fingerprint,
+    publicKey: monitorId.publicKey,
+    role: 'monitor',
+    pairedAt: Date.now(),
+    lastAddress: `${LOOPBACK}:${port}`,
+  })
+
+  const startMonitor = async (): Promise<{ agent: AgentProcess; listeningAt: number }> => {
+    const agent = new AgentProcess(['monitor', '--dir', dir, '--host', LOOPBACK, '--port', String(port), '--pair', 'off', '--json'])
+    agents.push(agent)
+    const listening = await agent.waitFor('listening', () => true, 20_000)
+    expect(listening).toMatchObject({ port, deviceId: monitorId.deviceId, fingerprint: monitorId.fingerprint })
+    return { agent, listeningAt: listening.at }
+  }
+
+  // The listener's channel events, stamped on arrival.
+  type Stamped<T> = T & { at: number }
+  const disconnects: Array<Stamped<DisconnectInfo>> = []
+  const connects: Array<Stamped<{ attempt: number }>> = []
+  const reconnecting: Array<Stamped<{ attempt: number; delayMs: number; failures: number; error?: string }>> = []
+  const noise: NoiseEventMessage[] = []
+  const errors: string[] = []
+
+  let monitor = await startMonitor()
+  const listener = new Listener({ identity: listenerId, trustStore: store, name: 'Phone', reconnect: { healthyAfterMs: HEALTHY_AFTER_MS } })
+  try {
+    const channel = listener.openChannel(monitorId.deviceId)
+    channel.on('disconnected', (d) => disconnects.push({ ...d, at: performance.now() }))
+    channel.on('connected', (c) => connects.push({ ...c, at: performance.now() }))
+    channel.on('reconnecting', (r) => reconnecting.push({ attempt: r.attempt, delayMs: r.delayMs, failures: r.failures, ...(r.error ? { error: r.error.code } : {}), at: performance.now() }))
+    channel.on('noise', (n) => noise.push(n))
+    channel.on('error', (e) => errors.push(`${e.code}: ${e.message}`))
+    await waitUntil(() => connects.length === 1, 20_000, 'the first connection')
+
+    const results: Array<{ notice: number; reconnect: number; sinceKill: number; errorCode: string | undefined; redialDelay: number | undefined }> = []
+    for (let i = 1; i <= RESTARTS; i++) {
+      // The connection is up and carries events: one NOISE_EVENT per cycle, delivered.
+      await monitor.agent.waitFor('connected', (e) => e.deviceId === listenerId.deviceId, 10_000)
+      const before = noise.length
+      const sentFrom = monitor.agent.events.length
+      monitor.agent.write(`noise ${i}`)
+      const sent = await monitor.agent.waitFor('noise-sent', () => true, 5000, sentFrom)
+      await waitUntil(() => noise.length > before, 5000, `NOISE_EVENT ${i} at the listener`)
+      expect(noise.at(-1)).toMatchObject({ peakLevel: i, timestamp: sent.timestamp })
+      const upSince = connects.at(-1)!.at
+      await sleep(Math.max(0, upSince + UP_MS - performance.now()))
+
+      const nDisc = disconnects.length
+      const nConn = connects.length
+      const nRec = reconnecting.length
+      const killAt = performance.now()
+      await monitor.agent.kill()
+      monitor = await startMonitor()
+      await waitUntil(() => disconnects.length > nDisc, 10_000, `restart ${i}: the listener noticing`)
+      await waitUntil(() => connects.length > nConn, 10_000, `restart ${i}: the listener reconnecting`)
+      const d = disconnects[nDisc]!
+      const c = connects[nConn]!
+      results.push({
+        notice: d.at - monitor.listeningAt,
+        reconnect: c.at - monitor.listeningAt,
+        sinceKill: d.at - killAt,
+        errorCode: d.errorCode,
+        redialDelay: reconnecting[nRec]?.delayMs,
+      })
+      // One disconnect and one reconnect per restart, nothing final.
+      expect(disconnects.length, `restart ${i}`).toBe(nDisc + 1)
+      expect(connects.length, `restart ${i}`).toBe(nConn + 1)
+      expect(d.final).toBe(false)
+    }
+
+    const notices = results.map((r) => r.notice)
+    const reconnects = results.map((r) => r.reconnect)
+    const fmt = (v: number): string => v.toFixed(0)
+    console.log(
+      [
+        `restart: ${RESTARTS} restarts, times from the restarted monitor's 'listening' line`,
+        `  notice (disconnected, ERR_CONNECTION_RESET): ${notices.map(fmt).join(' ')} ms; p50 ${fmt(quantile(notices, 0.5))}, worst ${fmt(Math.max(...notices))} ms; within 1 s: ${notices.filter((n) => n < TARGET_MS).length}/${RESTARTS}`,
+        `  reconnect (connected): ${reconnects.map(fmt).join(' ')} ms; p50 ${fmt(quantile(reconnects, 0.5))}, p95 ${fmt(quantile(reconnects, 0.95))}, worst ${fmt(Math.max(...reconnects))} ms; within 1 s: ${reconnects.filter((n) => n < TARGET_MS).length}/${RESTARTS}`,
+        `  redial delays: ${results.map((r) => r.redialDelay).join(' ')} ms; kill→notice ${results.map((r) => fmt(r.sinceKill)).join(' ')} ms`,
+        `  issue targets (notice < 1 s in 20/20, reconnect p95 < 1 s): ${Math.max(...notices) < TARGET_MS && quantile(reconnects, 0.95) < TARGET_MS ? 'met' : 'NOT met'}`,
+      ].join('\n'),
+    )
+    for (const [i, r] of results.entries()) expect(r.errorCode, `restart ${i + 1}`).toBe('ERR_CONNECTION_RESET')
+    expect(Math.max(...notices)).toBeLessThan(BOUND_MS)
+    expect(quantile(reconnects, 0.95)).toBeLessThan(BOUND_MS)
+    expect(noise.map((n) => n.peakLevel)).toEqual(Array.from({ length: RESTARTS }, (_, k) => k + 1))
+    expect(channel.duplicatesDropped).toBe(0)
+    expect(errors).toEqual([])
+  } finally {
+    await listener.close()
+  }
+}, 300_000)
