@@ -279,7 +279,9 @@ fn an_initial_flood_does_not_lock_out_paired_listeners() {
 fn an_unvalidated_client_gets_at_most_three_times_what_it_sent() {
     let _turn = heavy();
     let mid = generate_identity(KeyType::P256, None).unwrap();
-    let monitor = Ep::new(&mid, |c| c.handshake_timeout = Duration::from_secs(6));
+    // Default settings: the handshake deadline (10 s) forgets the state, so
+    // nothing can come back after it; the observation covers it with margin.
+    let monitor = Ep::new(&mid, |_| {});
     monitor.handle.listen(true);
     let target = monitor.addr();
     let mut maker = InitialMaker::new();
@@ -298,7 +300,7 @@ fn an_unvalidated_client_gets_at_most_three_times_what_it_sent() {
         sent_many += s.send_to(&p, target).unwrap();
     }
     // Past the handshake deadline and every probe.
-    let until = Instant::now() + Duration::from_secs(9);
+    let until = Instant::now() + Duration::from_secs(12);
     let many_thread = std::thread::spawn(move || {
         let mut total = 0;
         for s in &many {
@@ -443,13 +445,29 @@ fn pairing_only_connections_are_capped_and_deadlined() {
     );
     assert_eq!(admitted.len(), 8);
     assert_eq!(refused, 92);
-    // No refused client waits for a timeout (the handshake deadline is 10 s).
+    // No refused client waits for a timeout (the handshake deadline is 10 s):
+    // each is refused as its handshake completes; 100 handshakes at once take a
+    // debug build on 2 cores over a second in all.
     assert!(
         slowest_refusal < Duration::from_secs(5),
         "{slowest_refusal:?}"
     );
-    // Kept alive by QUIC PINGs, they are closed at the pairing deadline.
     let admitted_at = Instant::now();
+    // With the cap reached, one more stranger at a time: refused within 100 ms.
+    for n in 0..10 {
+        let id = generate_identity(KeyType::P256, None).unwrap();
+        let s = Ep::new(&id, |_| {});
+        let t = Instant::now();
+        let err =
+            connect_and_wait(&s, target, &mid.fingerprint, t + Duration::from_secs(5)).unwrap_err();
+        let took = t.elapsed();
+        assert!(err.contains("busy"), "{err}");
+        assert!(
+            took < Duration::from_millis(100),
+            "stranger {n} refused after {took:?}"
+        );
+    }
+    // Kept alive by QUIC PINGs, they are closed at the pairing deadline.
     let mut closed = 0;
     for s in admitted.iter().map(|&k| &strangers[k]) {
         let until = admitted_at + Duration::from_secs(6);
@@ -459,8 +477,8 @@ fn pairing_only_connections_are_capped_and_deadlined() {
                 assert_eq!(info.code, 2, "{info:?}");
                 assert!(info.reason.contains("pairing did not complete"), "{info:?}");
                 assert!(
-                    at >= Duration::from_millis(1500) && at <= Duration::from_secs(4),
-                    "closed after {at:?} (deadline 3 s after admission)"
+                    at >= Duration::from_secs(2) && at <= Duration::from_secs(4),
+                    "closed after {at:?} (deadline 3 s after admission, ± 1 s)"
                 );
                 closed += 1;
                 break;
