@@ -5,8 +5,7 @@
 // identity), so the listener's connection closes with ERR_CONNECTION_RESET — "notice" —
 // and the ListenerChannel redials — "reconnect". Both are measured from the moment the
 // restarted monitor printed `listening`. Issue targets: notice within 1 s in 20/20,
-// reconnect p95 within 1 s; asserted here with a 1.5 s bound (loaded 2-core CI), and the
-// measured numbers are printed.
+// reconnect p95 within 1 s; asserted as they are, and the measured numbers are printed.
 import { existsSync, promises as fs } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -17,8 +16,9 @@ import { AgentProcess, CLI, quantile } from './agent-process.js'
 import { LOOPBACK, freeUdpPort, sleep, waitUntil } from './helpers.js'
 
 const RESTARTS = 20
-const BOUND_MS = 1500
 const TARGET_MS = 1000
+/** The issue's targets, asserted as they are. */
+const BOUND_MS = TARGET_MS
 /**
  * How long each connection stays up before the monitor is killed. The listener counts a
  * connection that closed before `healthyAfterMs` as a failure and backs off further on
