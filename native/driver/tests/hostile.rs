@@ -651,3 +651,128 @@ fn handshake_squatters_that_pass_retry_do_not_lock_out_paired_listeners() {
     );
     assert!(hs95 <= Duration::from_secs(1), "handshake p95 {hs95:?}");
 }
+
+/// A bare quiche client, driven by hand, so a test can do what our own
+/// driver never does (reset or stop the control stream).
+struct RawClient {
+    sock: UdpSocket,
+    conn: quiche::Connection,
+    server: SocketAddr,
+}
+
+impl RawClient {
+    fn connect(id: &Identity, server: SocketAddr, dir: &std::path::Path) -> RawClient {
+        let cert = dir.join("cert.pem");
+        let key = dir.join("key.pem");
+        std::fs::write(&cert, &id.cert_pem).unwrap();
+        std::fs::write(&key, &id.key_pem).unwrap();
+        let mut cfg = quiche::Config::new(quiche::PROTOCOL_VERSION).unwrap();
+        cfg.set_application_protos(&[b"cribcall-ctrl"]).unwrap();
+        cfg.verify_peer(false);
+        cfg.load_cert_chain_from_pem_file(cert.to_str().unwrap())
+            .unwrap();
+        cfg.load_priv_key_from_pem_file(key.to_str().unwrap())
+            .unwrap();
+        cfg.set_initial_max_data(1 << 20);
+        cfg.set_initial_max_stream_data_bidi_local(1 << 18);
+        cfg.set_initial_max_stream_data_bidi_remote(1 << 18);
+        cfg.set_max_idle_timeout(30_000);
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(10)))
+            .unwrap();
+        let scid = quiche::ConnectionId::from_ref(&[7u8; 16]);
+        let conn =
+            quiche::connect(None, &scid, sock.local_addr().unwrap(), server, &mut cfg).unwrap();
+        let mut c = RawClient { sock, conn, server };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !c.conn.is_established() {
+            assert!(Instant::now() < deadline, "raw client handshake");
+            c.pump();
+        }
+        c
+    }
+
+    /// Sends what quiche has, then reads what arrives for a moment.
+    fn pump(&mut self) {
+        let mut out = [0u8; 1500];
+        while let Ok((n, info)) = self.conn.send(&mut out) {
+            let _ = self.sock.send_to(&out[..n], info.to);
+        }
+        let mut buf = [0u8; 65535];
+        if let Ok((n, from)) = self.sock.recv_from(&mut buf) {
+            let info = quiche::RecvInfo {
+                from,
+                to: self.sock.local_addr().unwrap(),
+            };
+            let _ = self.conn.recv(&mut buf[..n], info);
+        }
+        if self.conn.timeout().is_some_and(|t| t.is_zero()) {
+            self.conn.on_timeout();
+        }
+        let _ = self.server;
+    }
+}
+
+/// RESET_STREAM or STOP_SENDING on the control stream (stream 0) leaves a
+/// connection that can never carry a frame again: the monitor closes it with
+/// PROTOCOL_ERROR (1) at once.
+#[test]
+fn resetting_or_stopping_the_control_stream_closes_with_protocol_error() {
+    let mid = generate_identity(KeyType::P256, None).unwrap();
+    let lid = generate_identity(KeyType::P256, None).unwrap();
+    let monitor = Ep::new(&mid, |_| {});
+    monitor.handle.set_known_peers(&[&lid.fingerprint]).unwrap();
+    monitor.handle.listen(false);
+    let dir = std::env::temp_dir().join(format!("cribcall-raw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (what, direction) in [
+        ("RESET_STREAM", quiche::Shutdown::Write),
+        ("STOP_SENDING", quiche::Shutdown::Read),
+    ] {
+        let mut c = RawClient::connect(&lid, monitor.addr(), &dir);
+        // Open stream 0 with one well-formed frame (a PING payload).
+        let ping = br#"{"timestamp":1,"type":"PING"}"#;
+        let mut frame = (ping.len() as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(ping);
+        c.conn.stream_send(0, &frame, false).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut got_frame = false;
+        while !got_frame {
+            c.pump();
+            while let Ok(e) = monitor.rx.try_recv() {
+                let (n, b) = batch_cost(std::slice::from_ref(&e));
+                monitor.handle.release(n, b);
+                got_frame |= matches!(e, Event::Frame { .. });
+            }
+            assert!(Instant::now() < deadline, "{what}: the frame never arrived");
+        }
+        c.conn.stream_shutdown(0, direction, 0x42).unwrap();
+        let t = Instant::now();
+        while c.conn.peer_error().is_none() && !c.conn.is_closed() {
+            c.pump();
+            assert!(
+                Instant::now() < deadline,
+                "{what}: the monitor did not close"
+            );
+        }
+        let err = c
+            .conn
+            .peer_error()
+            .cloned()
+            .expect("a close from the monitor");
+        println!(
+            "{what} on stream 0: closed with app {} code {} after {:?}: {}",
+            err.is_app,
+            err.error_code,
+            t.elapsed(),
+            String::from_utf8_lossy(&err.reason)
+        );
+        assert!(err.is_app && err.error_code == 1, "{what}: {err:?}");
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "{what}: closed after {:?}",
+            t.elapsed()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
