@@ -4,58 +4,15 @@
 //! rebindings of one connection, a monitor restarted behind the same address
 //! (stateless reset), keep-alive through silence. Every fault is counted.
 
+mod common;
+
+use common::{Ep, Rng};
 use cribcall_core::identity::{generate_identity, Identity, KeyType};
-use cribcall_core::tls::LocalCredentials;
-use cribcall_driver::{batch_cost, EndpointConfig, EndpointHandle, Event};
+use cribcall_driver::{EndpointConfig, Event};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-struct Ep {
-    handle: EndpointHandle,
-    rx: mpsc::Receiver<Event>,
-}
-
-impl Ep {
-    fn new(id: &Identity, bind: &str, tweak: impl FnOnce(&mut EndpointConfig)) -> Ep {
-        let creds = LocalCredentials::from_pem(&id.cert_pem, &id.key_pem).unwrap();
-        let mut cfg = EndpointConfig::new(bind.parse().unwrap(), creds);
-        tweak(&mut cfg);
-        let (tx, rx) = mpsc::channel();
-        let handle = EndpointHandle::spawn(cfg, move |batch: Vec<Event>| {
-            for e in batch {
-                let _ = tx.send(e);
-            }
-        })
-        .unwrap();
-        Ep { handle, rx }
-    }
-
-    fn next(&self, deadline: Instant) -> Option<Event> {
-        let e = self
-            .rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .ok()?;
-        let (n, b) = batch_cost(std::slice::from_ref(&e));
-        self.handle.release(n, b);
-        Some(e)
-    }
-}
-
-/// Deterministic xorshift64*.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn chance(&mut self, per_mille: u64) -> bool {
-        self.next() % 1000 < per_mille
-    }
-}
 
 #[derive(Default)]
 struct Counters {
@@ -192,13 +149,13 @@ impl Drop for Relay {
 }
 
 fn pass(sock: &UdpSocket, to: SocketAddr, pkt: &[u8], rng: &mut Rng, c: &Counters, loss: u64) {
-    if rng.chance(loss) {
+    if rng.per_mille(loss) {
         c.dropped.fetch_add(1, Ordering::Relaxed);
         return;
     }
     let _ = sock.send_to(pkt, to);
     c.forwarded.fetch_add(1, Ordering::Relaxed);
-    if rng.chance(loss / 2) {
+    if rng.per_mille(loss / 2) {
         let _ = sock.send_to(pkt, to);
         c.duplicated.fetch_add(1, Ordering::Relaxed);
     }
@@ -224,9 +181,9 @@ struct Link {
 fn link(loss_per_mille: u64, seed: u64, listener_keep_alive: Option<Duration>) -> Link {
     let monitor_id = generate_identity(KeyType::P256, None).unwrap();
     let listener_id = generate_identity(KeyType::Ed25519, None).unwrap();
-    let monitor = Ep::new(&monitor_id, "127.0.0.1:0", |_| {});
+    let monitor = Ep::bind(&monitor_id, "127.0.0.1:0", |_| {});
     monitor.handle.listen(true);
-    let listener = Ep::new(&listener_id, "127.0.0.1:0", |c| {
+    let listener = Ep::bind(&listener_id, "127.0.0.1:0", |c| {
         c.keep_alive = listener_keep_alive
     });
     let relay = Relay::start(monitor.handle.local_addr(), loss_per_mille, seed);
@@ -429,7 +386,7 @@ fn a_restarted_monitor_resets_its_old_connections_at_once() {
         } = k;
         drop(monitor);
         std::thread::sleep(Duration::from_millis(300 + run * 400));
-        let restarted = Ep::new(&monitor_id, "127.0.0.1:0", |_| {});
+        let restarted = Ep::bind(&monitor_id, "127.0.0.1:0", |_| {});
         restarted.handle.listen(false);
         *relay.server.lock().unwrap() = restarted.handle.local_addr();
         let back = Instant::now();
@@ -467,9 +424,9 @@ fn keep_alive_carries_a_silent_connection_past_the_idle_timeout() {
         c.idle_timeout = Duration::from_millis(600);
         c.keep_alive = Some(Duration::from_millis(200));
     };
-    let monitor = Ep::new(&monitor_id, "127.0.0.1:0", short);
+    let monitor = Ep::bind(&monitor_id, "127.0.0.1:0", short);
     monitor.handle.listen(true);
-    let listener = Ep::new(&listener_id, "127.0.0.1:0", short);
+    let listener = Ep::bind(&listener_id, "127.0.0.1:0", short);
     let l = listener
         .handle
         .connect(monitor.handle.local_addr(), &monitor_id.fingerprint)

@@ -2,57 +2,15 @@
 //! reorders and duplicates datagrams and rebinds its upstream port (as a NAT
 //! would), plus a junk-datagram flood. Every test counts what arrived.
 
-use cribcall_core::identity::{generate_identity, Identity, KeyType};
-use cribcall_core::tls::LocalCredentials;
-use cribcall_driver::{batch_cost, EndpointConfig, EndpointHandle, Event};
+mod common;
+
+use common::{Ep, Rng};
+use cribcall_core::identity::{generate_identity, KeyType};
+use cribcall_driver::Event;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-struct Ep {
-    handle: EndpointHandle,
-    rx: mpsc::Receiver<Event>,
-}
-
-impl Ep {
-    fn new(id: &Identity) -> Ep {
-        let creds = LocalCredentials::from_pem(&id.cert_pem, &id.key_pem).unwrap();
-        let cfg = EndpointConfig::new("127.0.0.1:0".parse().unwrap(), creds);
-        let (tx, rx) = mpsc::channel();
-        let handle = EndpointHandle::spawn(cfg, move |batch: Vec<Event>| {
-            for e in batch {
-                let _ = tx.send(e);
-            }
-        })
-        .unwrap();
-        Ep { handle, rx }
-    }
-
-    fn next(&self, deadline: Instant) -> Option<Event> {
-        let e = self
-            .rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .ok()?;
-        let (n, b) = batch_cost(std::slice::from_ref(&e));
-        self.handle.release(n, b);
-        Some(e)
-    }
-}
-
-/// Deterministic xorshift64*.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-}
 
 #[derive(Default)]
 struct Counters {

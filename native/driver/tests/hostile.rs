@@ -4,48 +4,15 @@
 //! client, then abandoned) and real QUIC clients (our own driver) that
 //! misbehave after the handshake. Loopback only; bounded in count and time.
 
+mod common;
+
+use common::Ep;
 use cribcall_core::identity::{generate_identity, Identity, KeyType};
-use cribcall_core::tls::LocalCredentials;
-use cribcall_driver::{batch_cost, EndpointConfig, EndpointHandle, Event};
+use cribcall_driver::{batch_cost, Event};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-struct Ep {
-    handle: EndpointHandle,
-    rx: mpsc::Receiver<Event>,
-}
-
-impl Ep {
-    fn new(id: &Identity, tweak: impl FnOnce(&mut EndpointConfig)) -> Ep {
-        let creds = LocalCredentials::from_pem(&id.cert_pem, &id.key_pem).unwrap();
-        let mut cfg = EndpointConfig::new("127.0.0.1:0".parse().unwrap(), creds);
-        tweak(&mut cfg);
-        let (tx, rx) = mpsc::channel();
-        let handle = EndpointHandle::spawn(cfg, move |batch: Vec<Event>| {
-            for e in batch {
-                let _ = tx.send(e);
-            }
-        })
-        .unwrap();
-        Ep { handle, rx }
-    }
-
-    fn next(&self, deadline: Instant) -> Option<Event> {
-        let e = self
-            .rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .ok()?;
-        let (n, b) = batch_cost(std::slice::from_ref(&e));
-        self.handle.release(n, b);
-        Some(e)
-    }
-
-    fn addr(&self) -> SocketAddr {
-        self.handle.local_addr()
-    }
-}
 
 /// Makes genuine client Initials (version 1, padded to 1200 bytes, a fresh
 /// connection ID each), as any QUIC client's first datagram.
@@ -147,14 +114,14 @@ fn an_initial_flood_does_not_lock_out_paired_listeners() {
     let _turn = heavy();
     let mid = generate_identity(KeyType::P256, None).unwrap();
     let lid = generate_identity(KeyType::P256, None).unwrap();
-    let monitor = Ep::new(&mid, |_| {});
+    let monitor = Ep::with(&mid, |_| {});
     monitor.handle.set_known_peers(&[&lid.fingerprint]).unwrap();
     monitor.handle.listen(false);
     let target = monitor.addr();
     let rss0 = rss_kib();
 
     // An established channel, pinged throughout.
-    let chan = Ep::new(&lid, |_| {});
+    let chan = Ep::with(&lid, |_| {});
     let deadline = Instant::now() + Duration::from_secs(10);
     let c = connect_and_wait(&chan, target, &mid.fingerprint, deadline).unwrap();
 
@@ -186,7 +153,7 @@ fn an_initial_flood_does_not_lock_out_paired_listeners() {
     };
 
     // The paired listener dials every 500 ms; each dial is a fresh handshake.
-    let listener = Ep::new(&lid, |_| {});
+    let listener = Ep::with(&lid, |_| {});
     let mut handshakes = Vec::new();
     let mut failures = Vec::new();
     let mut pings = Vec::new();
@@ -281,7 +248,7 @@ fn an_unvalidated_client_gets_at_most_three_times_what_it_sent() {
     let mid = generate_identity(KeyType::P256, None).unwrap();
     // Default settings: the handshake deadline (10 s) forgets the state, so
     // nothing can come back after it; the observation covers it with margin.
-    let monitor = Ep::new(&mid, |_| {});
+    let monitor = Ep::with(&mid, |_| {});
     monitor.handle.listen(true);
     let target = monitor.addr();
     let mut maker = InitialMaker::new();
@@ -339,7 +306,7 @@ fn an_unvalidated_client_gets_at_most_three_times_what_it_sent() {
 #[test]
 fn version_negotiation_only_for_full_size_datagrams_and_rate_limited() {
     let mid = generate_identity(KeyType::P256, None).unwrap();
-    let monitor = Ep::new(&mid, |_| {});
+    let monitor = Ep::with(&mid, |_| {});
     monitor.handle.listen(true);
     let target = monitor.addr();
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -376,10 +343,10 @@ fn the_connection_past_max_connections_is_refused_at_once() {
     let _turn = heavy();
     let mid = generate_identity(KeyType::P256, None).unwrap();
     let lid = generate_identity(KeyType::P256, None).unwrap();
-    let monitor = Ep::new(&mid, |c| c.max_connections = 16);
+    let monitor = Ep::with(&mid, |c| c.max_connections = 16);
     monitor.handle.set_known_peers(&[&lid.fingerprint]).unwrap();
     monitor.handle.listen(false);
-    let listener = Ep::new(&lid, |_| {});
+    let listener = Ep::with(&lid, |_| {});
     let deadline = Instant::now() + Duration::from_secs(20);
     for _ in 0..16 {
         connect_and_wait(&listener, monitor.addr(), &mid.fingerprint, deadline).unwrap();
@@ -399,7 +366,7 @@ fn the_connection_past_max_connections_is_refused_at_once() {
 fn pairing_only_connections_are_capped_and_deadlined() {
     let _turn = heavy();
     let mid = generate_identity(KeyType::P256, None).unwrap();
-    let monitor = Ep::new(&mid, |c| {
+    let monitor = Ep::with(&mid, |c| {
         c.max_pairing_connections = 8;
         c.pairing_deadline = Duration::from_secs(3);
     });
@@ -409,7 +376,7 @@ fn pairing_only_connections_are_capped_and_deadlined() {
     let strangers: Vec<Ep> = (0..100)
         .map(|_| {
             let id = generate_identity(KeyType::P256, None).unwrap();
-            Ep::new(&id, |c| c.keep_alive = Some(Duration::from_millis(500)))
+            Ep::with(&id, |c| c.keep_alive = Some(Duration::from_millis(500)))
         })
         .collect();
     let t0 = Instant::now();
@@ -456,7 +423,7 @@ fn pairing_only_connections_are_capped_and_deadlined() {
     // With the cap reached, one more stranger at a time: refused within 100 ms.
     for n in 0..10 {
         let id = generate_identity(KeyType::P256, None).unwrap();
-        let s = Ep::new(&id, |_| {});
+        let s = Ep::with(&id, |_| {});
         let t = Instant::now();
         let err =
             connect_and_wait(&s, target, &mid.fingerprint, t + Duration::from_secs(5)).unwrap_err();
@@ -494,13 +461,13 @@ fn a_frame_must_complete_within_the_frame_timeout() {
     let _turn = heavy();
     let mid = generate_identity(KeyType::P256, None).unwrap();
     let lid = generate_identity(KeyType::P256, None).unwrap();
-    let monitor = Ep::new(&mid, |c| c.frame_timeout = Duration::from_secs(2));
+    let monitor = Ep::with(&mid, |c| c.frame_timeout = Duration::from_secs(2));
     monitor.handle.set_known_peers(&[&lid.fingerprint]).unwrap();
     monitor.handle.listen(false);
     // Variants: two header bytes then silence; a header then one byte every
     // 500 ms (kept alive, never complete).
     for variant in 0..2 {
-        let listener = Ep::new(&lid, |c| c.keep_alive = Some(Duration::from_millis(300)));
+        let listener = Ep::with(&lid, |c| c.keep_alive = Some(Duration::from_millis(300)));
         let deadline = Instant::now() + Duration::from_secs(10);
         let c = connect_and_wait(&listener, monitor.addr(), &mid.fingerprint, deadline).unwrap();
         let t0 = Instant::now();
@@ -541,7 +508,8 @@ fn handshake_squatters_that_pass_retry_do_not_lock_out_paired_listeners() {
     let _turn = heavy();
     let mid = generate_identity(KeyType::P256, None).unwrap();
     let lid = generate_identity(KeyType::P256, None).unwrap();
-    let monitor = Ep::new(&mid, |c| c.max_half_open = 64);
+    // The default half-open cap (128).
+    let monitor = Ep::with(&mid, |_| {});
     monitor.handle.set_known_peers(&[&lid.fingerprint]).unwrap();
     monitor.handle.listen(false);
     let target = monitor.addr();
@@ -595,7 +563,7 @@ fn handshake_squatters_that_pass_retry_do_not_lock_out_paired_listeners() {
         .collect();
     // Let the half-open table fill before the listener starts dialing.
     std::thread::sleep(Duration::from_millis(500));
-    let listener = Ep::new(&lid, |_| {});
+    let listener = Ep::with(&lid, |_| {});
     let mut handshakes = Vec::new();
     let mut failures = Vec::new();
     let started = Instant::now();
@@ -628,7 +596,7 @@ fn handshake_squatters_that_pass_retry_do_not_lock_out_paired_listeners() {
     let hs95 = p95(handshakes.clone());
     println!(
         "squatters: {} answered the Retry; paired listener {}/{total} handshakes, p95 {hs95:?}; \
-         monitor: {} started, {} given up or refused, {} retried, half-open {} (cap 64); failures {failures:?}",
+         monitor: {} started, {} given up or refused, {} retried, half-open {} (cap 128); failures {failures:?}",
         squatters.load(Ordering::Relaxed),
         handshakes.len(),
         stats.handshakes_started,
@@ -644,7 +612,7 @@ fn handshake_squatters_that_pass_retry_do_not_lock_out_paired_listeners() {
         stats.handshakes_refused >= 500,
         "the half-open table gave way"
     );
-    assert!(stats.half_open <= 64);
+    assert!(stats.half_open <= 128);
     assert!(
         handshakes.len() as f64 / total as f64 >= 0.99,
         "{failures:?}"
@@ -720,7 +688,7 @@ impl RawClient {
 fn resetting_or_stopping_the_control_stream_closes_with_protocol_error() {
     let mid = generate_identity(KeyType::P256, None).unwrap();
     let lid = generate_identity(KeyType::P256, None).unwrap();
-    let monitor = Ep::new(&mid, |_| {});
+    let monitor = Ep::with(&mid, |_| {});
     monitor.handle.set_known_peers(&[&lid.fingerprint]).unwrap();
     monitor.handle.listen(false);
     let dir = std::env::temp_dir().join(format!("cribcall-raw-{}", std::process::id()));

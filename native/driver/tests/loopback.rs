@@ -1,59 +1,14 @@
 //! Driver tests over real loopback UDP (no JS involved).
 
+mod common;
+
+use common::Ep;
 use cribcall_core::identity::{generate_identity, Identity, KeyType};
-use cribcall_core::tls::LocalCredentials;
-use cribcall_driver::{batch_cost, EndpointConfig, EndpointHandle, Event};
-use std::net::{SocketAddr, UdpSocket};
-use std::sync::mpsc;
+use cribcall_driver::Event;
+use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 const PING: &[u8] = br#"{"type":"PING","timestamp":123}"#;
-
-struct Ep {
-    handle: EndpointHandle,
-    rx: mpsc::Receiver<Event>,
-}
-
-impl Ep {
-    fn new(id: &Identity) -> Ep {
-        Ep::with(id, |_| {})
-    }
-
-    fn with(id: &Identity, tweak: impl FnOnce(&mut EndpointConfig)) -> Ep {
-        let creds = LocalCredentials::from_pem(&id.cert_pem, &id.key_pem).unwrap();
-        let mut cfg = EndpointConfig::new("127.0.0.1:0".parse().unwrap(), creds);
-        tweak(&mut cfg);
-        let (tx, rx) = mpsc::channel();
-        let handle = EndpointHandle::spawn(cfg, move |batch: Vec<Event>| {
-            for e in batch {
-                let _ = tx.send(e);
-            }
-        })
-        .unwrap();
-        Ep { handle, rx }
-    }
-
-    /// Next event matching `pred`, releasing flow credit for everything seen.
-    fn wait(&self, what: &str, mut pred: impl FnMut(&Event) -> bool) -> Event {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let e = self
-                .rx
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
-            let (n, b) = batch_cost(std::slice::from_ref(&e));
-            self.handle.release(n, b);
-            if pred(&e) {
-                return e;
-            }
-        }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        self.handle.local_addr()
-    }
-}
 
 fn conn_id_of(e: &Event) -> u32 {
     match e {
