@@ -136,6 +136,20 @@ export class AgentProcess {
   }
 
   /** SIGKILL (also resumes nothing: a stopped process dies too); resolves once it exited. */
+  /** The exit code once the process ended; fails after `ms`. */
+  async waitExit(ms = 15_000): Promise<number | null> {
+    let timer: NodeJS.Timeout | undefined
+    try {
+      const exit = await Promise.race([
+        this.exited,
+        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`still running after ${ms} ms\n${this.describe()}`)), ms))),
+      ])
+      return exit.code
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
   async kill(): Promise<void> {
     this.signal('SIGKILL')
     await this.exited

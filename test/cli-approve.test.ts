@@ -4,111 +4,25 @@
 // of the QR code's secret is refused without asking. Plus the y/N prompt logic of a
 // terminal (src/cli/approvals.ts) driven directly. Like cli.test.ts it runs
 // `node dist/cli/main.js` (after `npm run build`), over 127.0.0.1.
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { existsSync, promises as fs } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { Approvals } from '../src/cli/approvals.js'
 import type { PairingRequestInfo } from '../src/index.js'
+import { AgentProcess, CLI } from './agent-process.js'
 
-const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli', 'main.js')
 const HOST = '127.0.0.1'
-
-type Event = Record<string, unknown> & { event: string }
 
 let root = ''
 const procs: Agent[] = []
 
-/** A running `cribcall-agent --json` process: its events and exit. */
-class Agent {
-  readonly child: ChildProcessWithoutNullStreams
-  readonly events: Event[] = []
-  stdout = ''
-  stderr = ''
-  exit: number | null | undefined
-  readonly exited: Promise<number | null>
-  readonly #waiters = new Set<() => void>()
-
-  constructor(readonly args: readonly string[]) {
-    this.child = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, CRIBCALL_AGENT_DIR: path.join(root, 'default-dir') } })
-    let partial = ''
-    this.child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      this.stdout += chunk
-      partial += chunk
-      let nl: number
-      while ((nl = partial.indexOf('\n')) !== -1) {
-        const line = partial.slice(0, nl)
-        partial = partial.slice(nl + 1)
-        if (line.startsWith('{')) this.events.push(JSON.parse(line) as Event)
-      }
-      this.#wake()
-    })
-    this.child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      this.stderr += chunk
-      this.#wake()
-    })
-    this.child.stdin.on('error', () => undefined)
-    this.exited = new Promise((resolve) =>
-      this.child.on('close', (code) => {
-        this.exit = code
-        this.#wake()
-        resolve(code)
-      }),
-    )
+/** A `cribcall-agent` process whose default state directory is inside this test's root. */
+class Agent extends AgentProcess {
+  constructor(args: readonly string[]) {
+    super(args, { env: { CRIBCALL_AGENT_DIR: path.join(root, 'default-dir') } })
     procs.push(this)
-  }
-
-  #wake(): void {
-    for (const w of this.#waiters) w()
-  }
-
-  describe(): string {
-    return `cribcall-agent ${this.args.join(' ')}\n--- stdout:\n${this.stdout}--- stderr:\n${this.stderr}--- exit: ${String(this.exit)}`
-  }
-
-  /** The first event named `name` (from index `from` on) that satisfies `match`. */
-  waitFor(name: string, match: (e: Event) => boolean = () => true, from = 0, ms = 10_000): Promise<Event> {
-    return new Promise<Event>((resolve, reject) => {
-      const check = (): void => {
-        const e = this.events.slice(from).find((x) => x.event === name && match(x))
-        if (e !== undefined) {
-          done()
-          resolve(e)
-        } else if (this.exit !== undefined) {
-          done()
-          reject(new Error(`process exited before printing '${name}'\n${this.describe()}`))
-        }
-      }
-      const timer = setTimeout(() => {
-        done()
-        reject(new Error(`no '${name}' event within ${ms} ms\n${this.describe()}`))
-      }, ms)
-      const done = (): void => {
-        clearTimeout(timer)
-        this.#waiters.delete(check)
-      }
-      this.#waiters.add(check)
-      check()
-    })
-  }
-
-  async waitExit(ms = 15_000): Promise<number | null> {
-    let timer: NodeJS.Timeout | undefined
-    try {
-      return await Promise.race([
-        this.exited,
-        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`still running after ${ms} ms\n${this.describe()}`)), ms))),
-      ])
-    } finally {
-      clearTimeout(timer)
-    }
-  }
-
-  write(line: string): void {
-    this.child.stdin.write(line + '\n')
   }
 }
 
@@ -155,7 +69,7 @@ describe('cribcall-agent monitor: operator approval over stdin lines', () => {
     intruder.child.stdin.end()
     expect(await intruder.waitExit(), intruder.describe()).toBe(1)
     expect(intruder.events.at(-1)).toMatchObject({ event: 'error', code: 'ERR_PAIRING_REJECTED', message: expect.stringMatching(/NOT_PAIRING/) })
-    expect(await monitor.waitFor('pairing-failed', () => true, from)).toMatchObject({ method: 'qr', reason: expect.stringMatching(/without pairingProof/) })
+    expect(await monitor.waitFor('pairing-failed', () => true, 10_000, from)).toMatchObject({ method: 'qr', reason: expect.stringMatching(/without pairingProof/) })
     expect(monitor.events.slice(from).some((e) => e.event === 'approve-request')).toBe(false)
     expect(await trustedListeners()).toEqual([])
   })
@@ -163,58 +77,58 @@ describe('cribcall-agent monitor: operator approval over stdin lines', () => {
   it('refuse <listenerId>: PAIR_REJECTED, nothing stored; approve <listenerId>: paired', async () => {
     let from = monitor.events.length
     const a = new Agent(pairArgs('Phone-A'))
-    const req = await monitor.waitFor('approve-request', () => true, from)
+    const req = await monitor.waitFor('approve-request', () => true, 10_000, from)
     expect(req).toMatchObject({ name: 'Phone-A', method: 'qr', legacy: false, fingerprint: expect.stringMatching(/^[0-9a-f]{64}$/), address: expect.stringMatching(/^127\.0\.0\.1:\d+$/) })
     const listenerId = req.listenerId as string
     monitor.write(`refuse ${listenerId}`)
     expect(await a.waitExit(), a.describe()).toBe(1)
     expect(a.events.at(-1)).toMatchObject({ event: 'error', code: 'ERR_PAIRING_REJECTED' })
-    expect(await monitor.waitFor('pairing-failed', (e) => e.reason === 'not approved', from)).toMatchObject({ fingerprint: req.fingerprint })
+    expect(await monitor.waitFor('pairing-failed', (e) => e.reason === 'not approved', 10_000, from)).toMatchObject({ fingerprint: req.fingerprint })
     expect(await trustedListeners()).toEqual([])
 
     // An answer for nobody is an error, and the monitor keeps running.
     from = monitor.events.length
     monitor.write(`approve ${listenerId}`)
-    expect(await monitor.waitFor('error', () => true, from)).toMatchObject({ code: 'ERR_NOT_FOUND' })
+    expect(await monitor.waitFor('error', () => true, 10_000, from)).toMatchObject({ code: 'ERR_NOT_FOUND' })
     monitor.write('approve')
-    expect(await monitor.waitFor('error', (e) => e.code === 'ERR_USAGE', from)).toMatchObject({ message: expect.stringMatching(/approve <listenerId>/) })
+    expect(await monitor.waitFor('error', (e) => e.code === 'ERR_USAGE', 10_000, from)).toMatchObject({ message: expect.stringMatching(/approve <listenerId>/) })
 
     from = monitor.events.length
     const again = new Agent(pairArgs('Phone-A'))
-    const req2 = await monitor.waitFor('approve-request', () => true, from)
+    const req2 = await monitor.waitFor('approve-request', () => true, 10_000, from)
     expect(req2.listenerId).toBe(listenerId)
     monitor.write(`approve ${listenerId.toUpperCase()}`) // ids compare case-insensitively
     expect(await again.waitExit(), again.describe()).toBe(0)
     expect(again.events.find((e) => e.event === 'paired')).toMatchObject({ name: 'Nursery' })
-    expect(await monitor.waitFor('paired', () => true, from)).toMatchObject({ deviceId: listenerId, name: 'Phone-A', method: 'qr' })
+    expect(await monitor.waitFor('paired', () => true, 10_000, from)).toMatchObject({ deviceId: listenerId, name: 'Phone-A', method: 'qr' })
     expect(await trustedListeners()).toEqual(['Phone-A'])
   })
 
   it('a request whose listener hangs up is withdrawn (approve-cancelled)', async () => {
     const from = monitor.events.length
     const b = new Agent(pairArgs('Phone-B'))
-    const req = await monitor.waitFor('approve-request', () => true, from)
+    const req = await monitor.waitFor('approve-request', () => true, 10_000, from)
     b.child.kill('SIGINT')
     expect(await b.waitExit()).toBe(130)
-    expect(await monitor.waitFor('approve-cancelled', () => true, from)).toMatchObject({ listenerId: req.listenerId, fingerprint: req.fingerprint })
+    expect(await monitor.waitFor('approve-cancelled', () => true, 10_000, from)).toMatchObject({ listenerId: req.listenerId, fingerprint: req.fingerprint })
     monitor.write(`approve ${String(req.listenerId)}`)
-    expect(await monitor.waitFor('error', (e) => e.code === 'ERR_NOT_FOUND', from)).toBeDefined()
+    expect(await monitor.waitFor('error', (e) => e.code === 'ERR_NOT_FOUND', 10_000, from)).toBeDefined()
     expect(await trustedListeners()).toEqual(['Phone-A'])
   })
 
   it('reopening the window (`pair`) voids the QR code shown before', async () => {
     let from = monitor.events.length
     monitor.write('pair 1')
-    const fresh = (await monitor.waitFor('qr', () => true, from)).payload as string
+    const fresh = (await monitor.waitFor('qr', () => true, 10_000, from)).payload as string
     expect(JSON.parse(fresh).pairingSecret).not.toBe(JSON.parse(qr).pairingSecret)
     const stale = new Agent(pairArgs('Phone-C'))
     stale.child.stdin.end()
     expect(await stale.waitExit(), stale.describe()).toBe(1)
-    expect(await monitor.waitFor('pairing-failed', () => true, from)).toMatchObject({ reason: expect.stringMatching(/wrong pairingProof/) })
+    expect(await monitor.waitFor('pairing-failed', () => true, 10_000, from)).toMatchObject({ reason: expect.stringMatching(/wrong pairingProof/) })
     qr = fresh
     from = monitor.events.length
     const c = new Agent(pairArgs('Phone-C'))
-    const req = await monitor.waitFor('approve-request', () => true, from)
+    const req = await monitor.waitFor('approve-request', () => true, 10_000, from)
     monitor.write(`approve ${String(req.listenerId)}`)
     expect(await c.waitExit(), c.describe()).toBe(0)
     expect((await trustedListeners()).sort()).toEqual(['Phone-A', 'Phone-C'])
@@ -225,7 +139,7 @@ describe('cribcall-agent monitor: operator approval over stdin lines', () => {
     monitor.child.stdin.end()
     const d = new Agent(pairArgs('Phone-D'))
     expect(await d.waitExit(), d.describe()).toBe(1)
-    expect(await monitor.waitFor('approve-cancelled', () => true, from)).toMatchObject({ reason: 'stdin closed' })
+    expect(await monitor.waitFor('approve-cancelled', () => true, 10_000, from)).toMatchObject({ reason: 'stdin closed' })
     expect(monitor.exit).toBeUndefined() // the monitor keeps running
     monitor.child.kill('SIGINT')
     expect(await monitor.waitExit(5000)).toBe(0)

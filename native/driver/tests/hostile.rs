@@ -81,6 +81,32 @@ fn connect_and_wait(
     }
 }
 
+/// One fresh handshake of the paired listener: its duration, or why it failed.
+fn dial(
+    listener: &Ep,
+    target: SocketAddr,
+    fp: &str,
+    handshakes: &mut Vec<Duration>,
+    failures: &mut Vec<String>,
+) {
+    let t = Instant::now();
+    match connect_and_wait(listener, target, fp, t + Duration::from_secs(5)) {
+        Ok(id) => {
+            handshakes.push(t.elapsed());
+            let _ = listener.handle.close_connection(id, 0, "done");
+        }
+        Err(e) => failures.push(e),
+    }
+}
+
+/// Sleeps until the `n`-th 500 ms slot after `started`.
+fn pace(started: Instant, n: usize) {
+    let next = started + Duration::from_millis(500 * n as u64);
+    if let Some(w) = next.checked_duration_since(Instant::now()) {
+        std::thread::sleep(w);
+    }
+}
+
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -160,19 +186,13 @@ fn an_initial_flood_does_not_lock_out_paired_listeners() {
     let started = Instant::now();
     let mut n = 0;
     while started.elapsed() < FLOOD {
-        let t = Instant::now();
-        match connect_and_wait(
+        dial(
             &listener,
             target,
             &mid.fingerprint,
-            t + Duration::from_secs(5),
-        ) {
-            Ok(id) => {
-                handshakes.push(t.elapsed());
-                let _ = listener.handle.close_connection(id, 0, "done");
-            }
-            Err(e) => failures.push(e),
-        }
+            &mut handshakes,
+            &mut failures,
+        );
         // One round trip on the established channel: the monitor echoes.
         let t = Instant::now();
         chan.handle.send(c, format!("ping {n}").as_bytes()).unwrap();
@@ -197,11 +217,7 @@ fn an_initial_flood_does_not_lock_out_paired_listeners() {
             };
         assert!(back, "the established channel stalled during the flood");
         pings.push(t.elapsed());
-        let next =
-            started + Duration::from_millis(500 * (handshakes.len() + failures.len()) as u64);
-        if let Some(w) = next.checked_duration_since(Instant::now()) {
-            std::thread::sleep(w);
-        }
+        pace(started, handshakes.len() + failures.len());
     }
     stop.store(true, Ordering::Relaxed);
     flood.join().unwrap();
@@ -568,24 +584,14 @@ fn handshake_squatters_that_pass_retry_do_not_lock_out_paired_listeners() {
     let mut failures = Vec::new();
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(10) {
-        let t = Instant::now();
-        match connect_and_wait(
+        dial(
             &listener,
             target,
             &mid.fingerprint,
-            t + Duration::from_secs(5),
-        ) {
-            Ok(id) => {
-                handshakes.push(t.elapsed());
-                let _ = listener.handle.close_connection(id, 0, "done");
-            }
-            Err(e) => failures.push(e),
-        }
-        let next =
-            started + Duration::from_millis(500 * (handshakes.len() + failures.len()) as u64);
-        if let Some(w) = next.checked_duration_since(Instant::now()) {
-            std::thread::sleep(w);
-        }
+            &mut handshakes,
+            &mut failures,
+        );
+        pace(started, handshakes.len() + failures.len());
     }
     stop.store(true, Ordering::Relaxed);
     for a in attackers {
