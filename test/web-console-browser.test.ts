@@ -176,11 +176,11 @@ describe('the console in headless Chromium', () => {
     // A PIN session for a third device; the PIN is read from the page and never typed.
     const laptop = newListener('Laptop')
     const fingerprint = (JSON.parse(c.qrPayload) as { monitorCertFingerprint: string }).monitorCertFingerprint
-    const pinShown = new Promise<string>((resolve) => {
+    const pinShown = new Promise<string>((resolve, reject) => {
       void laptop.pairWithPin({ host: '127.0.0.1', port: c.port, monitorFingerprint: fingerprint }, ({ signal }) => {
-        void page.waitForSelector('#pin-box:not([hidden])').then(() => page.$eval('#pin', (e) => e.textContent ?? '')).then(resolve)
-        return new Promise<string>((_r, reject) => signal.addEventListener('abort', () => reject(signal.reason)))
-      }).catch(() => undefined)
+        void page.waitForSelector('#pin-box:not([hidden])').then(() => page.$eval('#pin', (e) => e.textContent ?? '')).then(resolve, reject)
+        return new Promise<string>((_r, rejectPin) => signal.addEventListener('abort', () => rejectPin(signal.reason)))
+      }).catch((e: unknown) => reject(new Error(`PIN pairing ended before the PIN was shown: ${String(e)}`)))
     })
     const pin = await pinShown
     const events = await c.agent.waitFor('pin')
