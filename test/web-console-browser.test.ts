@@ -131,12 +131,30 @@ describe('the console in headless Chromium', () => {
     const approve = `#requests li[data-listener-id="${phone.identity.deviceId}"] button.approve`
     await page.waitForSelector(approve)
     expect(await page.$eval('#requests li', (e) => e.textContent)).toContain('Phone')
+    // The reply to the click (which carries the state as it was when the click landed) is
+    // held in the browser until the event stream has shown the listener paired and
+    // connected, then delivered: the page must not fall back to the older state.
+    const cdp = await page.createCDPSession()
+    let releaseReply: (() => Promise<unknown>) | undefined
+    const replyHeld = new Promise<void>((resolve) => {
+      cdp.on('Fetch.requestPaused', (e: { requestId: string }) => {
+        releaseReply = () => cdp.send('Fetch.continueRequest', { requestId: e.requestId })
+        resolve()
+      })
+    })
+    await cdp.send('Fetch.enable', { patterns: [{ urlPattern: '*/approve', requestStage: 'Response' }] })
     await page.click(approve)
     monitorEntry = await paired
     await c.agent.waitFor('paired', (e) => e.deviceId === phone.identity.deviceId && e.method === 'qr')
     channel = await phone.connect(monitorEntry.deviceId)
     const row = `#listeners tr[data-device-id="${phone.identity.deviceId}"][data-connected="true"]`
     await page.waitForSelector(row)
+    await replyHeld
+    await releaseReply?.()
+    await page.waitForFunction(() => document.getElementById('toast')?.textContent === 'Approved') // the reply was handled
+    await cdp.send('Fetch.disable')
+    await cdp.detach()
+    expect(await page.$(row)).not.toBeNull()
     const text = await page.$eval(row, (e) => e.textContent ?? '')
     expect(text).toContain('Phone')
     expect(text).toContain(phone.identity.deviceId)

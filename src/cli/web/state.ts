@@ -2,6 +2,7 @@
 // PIN of the running PIN session (only while it runs), the approval requests waiting,
 // the paired listeners with their live state and last delivery, and the NOISE_EVENTs of
 // the last 10 minutes. Changes are announced (coalesced) to the SSE streams.
+import { randomUUID } from 'node:crypto'
 import { networkInterfaces } from 'node:os'
 import type { Approvals } from '../approvals.js'
 import type { Monitor, MonitorEvents, NoiseBroadcastReport, NoiseOutcome, PairingRequestInfo, PinSessionInfo } from '../../index.js'
@@ -70,6 +71,9 @@ export class ConsoleState {
   readonly #changeSubs = new Set<() => void>()
   readonly #noiseSubs = new Set<(p: NoisePoint) => void>()
   #scheduled = false
+  /** Numbers the snapshots in the order they were taken (see `snapshot`). */
+  #version = 0
+  readonly #epoch = randomUUID()
   readonly #unsubscribe: Array<() => void> = []
 
   constructor(o: ConsoleStateOptions) {
@@ -184,7 +188,13 @@ export class ConsoleState {
     return this.#noise
   }
 
-  /** Everything the page shows except the noise history. Holds no key, no pairing secret; the PIN only while its session runs. */
+  /**
+   * Everything the page shows except the noise history. Holds no key, no pairing secret;
+   * the PIN only while its session runs. Each snapshot carries `version`, increasing in
+   * the order snapshots are taken (within one `epoch`, i.e. one run of the agent): the
+   * page gets snapshots over two connections (the event stream and the replies to its
+   * POSTs) that may arrive out of order, and must never show an older one over a newer.
+   */
   snapshot(): Record<string, unknown> {
     const m = this.#monitor
     const { host, port } = m.address
@@ -192,6 +202,8 @@ export class ConsoleState {
     const w = this.#window !== undefined && m.isPairingOpen ? this.#window : undefined
     const pin = this.#pin !== undefined && this.#pin.expiresAt > Date.now() ? this.#pin : undefined
     return {
+      epoch: this.#epoch,
+      version: ++this.#version,
       now: Date.now(),
       monitor: { name: this.#o.name, deviceId: m.deviceId, fingerprint: m.fingerprint, address: hostPort(host, port), reachableAt: lanAddresses(host, port) },
       pairing: {

@@ -171,7 +171,13 @@ function renderListeners(listeners, force = false) {
   )
 }
 
+/**
+ * Shows a snapshot unless a newer one is already shown: snapshots come both from the event
+ * stream and in replies to POSTs, and the reply to a click can arrive after a later change
+ * was streamed (a stale reply would otherwise stay on screen until the next change).
+ */
 function render(s) {
+  if (state !== null && state.epoch === s.epoch && s.version <= state.version) return
   state = s
   skew = s.now - Date.now()
   renderIdentity(s.monitor)
