@@ -12,7 +12,7 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 /** A QUIC endpoint: one UDP socket and one IO thread. Use the TypeScript `Endpoint`. */
 export declare class NativeEndpoint {
   /** Binds the socket and starts the IO thread; `onEvents` receives event batches. */
-  constructor(options: NativeEndpointOptions, onEvents: (arg: Array<NativeEvent>) => void)
+  constructor(options: NativeEndpointOptions, onEvents: (arg: NativeEventBatch) => void)
   /** The bound address. */
   localAddress(): AddressInfo
   /** Starts accepting connections; `acceptUnknown` admits unknown client certificates. */
@@ -191,26 +191,32 @@ export interface NativeEndpointOptions {
   frameTimeoutMs?: number
 }
 
-/** One event of a batch; `kind` says which fields are set. */
-export interface NativeEvent {
-  /** 'connection' | 'connected' | 'connectFailed' | 'frame' | 'drain' | 'close' | 'error' | 'closed' */
-  kind: string
-  connId?: number
-  payload?: Buffer
-  peerFingerprint?: string
-  /** The peer's certificate DER ('connection' | 'connected'). */
-  peerCertDer?: Buffer
-  peerKnown?: boolean
-  remoteHost?: string
-  remotePort?: number
-  code?: number
-  reason?: string
-  byPeer?: boolean
-  application?: boolean
-  errorCode?: string
-  message?: string
-  expected?: string
-  actual?: string
+/** An event other than a frame. `at`: how many of the batch's frames precede it. */
+export type NativeEvent =
+  | { kind: 'connection'; at: number; connId: number; peerFingerprint: string; /** The peer's certificate DER exactly as received. */
+  peerCertDer: Buffer; peerKnown: boolean; remoteHost: string; remotePort: number }
+  | { kind: 'connected'; at: number; connId: number; peerFingerprint: string; peerCertDer: Buffer; remoteHost: string; remotePort: number }
+  | { kind: 'connectFailed'; at: number; connId: number; /** ERR_PIN_MISMATCH, ERR_PEER_REJECTED, ERR_HANDSHAKE_TIMEOUT, … */
+    errorCode: string; message: string; /** ERR_PIN_MISMATCH: the pinned and the presented fingerprints. */
+  expected?: string; actual?: string }
+  | { kind: 'drain'; at: number; connId: number }
+  | { kind: 'close'; at: number; connId: number; /** The QUIC error code (application or transport). */
+    code: number; reason: string; byPeer: boolean; /** True for an application close (CONNECTION_CLOSE type 0x1d). */
+    application: boolean; /** Set when no close frame was exchanged: ERR_IDLE_TIMEOUT, ERR_CONNECTION_RESET, … */
+  errorCode?: string }
+  | { kind: 'error'; at: number; errorCode: string; message: string }
+  | { kind: 'closed'; at: number }
+
+/** One batch of events from the IO thread, in order. */
+export interface NativeEventBatch {
+  /**
+   * The batch's frames, packed (little-endian u32s): `count`, then
+   * `connId, length` per frame, then the payloads back to back. Absent when
+   * the batch has no frame.
+   */
+  frames?: Buffer
+  /** The batch's other events, in order. Absent when there are none. */
+  events?: Array<NativeEvent>
 }
 
 /**

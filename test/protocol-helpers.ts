@@ -1,5 +1,6 @@
 // Helpers shared by the protocol-layer tests (gating, malformed input, ControlChannel).
-import { NativeEndpoint, type NativeEvent } from '../index.js'
+import { NativeEndpoint, type NativeEvent, type NativeEventBatch } from '../index.js'
+import { walkEventBatch } from '../src/transport/native-events.js'
 import {
   ControlChannel,
   canonicalBytes,
@@ -150,6 +151,8 @@ export class RawPeer {
   readonly closes = new Map<number, RawClose>()
   readonly connections: number[] = []
   readonly errors: NativeEvent[] = []
+  /** Errors thrown while recording events (a defect of this helper). */
+  readonly failures: unknown[] = []
   readonly #pending = new Map<number, { resolve: (id: number) => void; reject: (e: Error) => void }>()
   readonly #closeWaiters = new Map<number, Array<(c: RawClose) => void>>()
   #closed: Promise<void> | undefined
@@ -157,10 +160,19 @@ export class RawPeer {
   constructor(identity: Identity, options: { idleTimeoutMs?: number; maxFramePayload?: number } = {}) {
     this.#ep = new NativeEndpoint(
       { host: LOOPBACK, port: 0, certPem: identity.certPem, keyPem: identity.keyPem, ...options },
-      (first: unknown, second?: unknown) => {
-        const batch = Array.isArray(first) ? first : second
-        if (Array.isArray(batch)) for (const e of batch as NativeEvent[]) this.#dispatch(e)
-      },
+      (batch: NativeEventBatch) =>
+        walkEventBatch(
+          batch,
+          {
+            frame: (id, payload) => {
+              const list = this.frames.get(id) ?? []
+              list.push(Buffer.from(payload))
+              this.frames.set(id, list)
+            },
+            event: (e) => this.#dispatch(e),
+          },
+          (error) => this.failures.push(error),
+        ),
     ) as RawNative
   }
 
@@ -225,44 +237,31 @@ export class RawPeer {
   }
 
   #dispatch(e: NativeEvent): void {
-    const id = e.connId
     switch (e.kind) {
       case 'connected':
-        if (id !== undefined) {
-          this.#pending.get(id)?.resolve(id)
-          this.#pending.delete(id)
-        }
+        this.#pending.get(e.connId)?.resolve(e.connId)
+        this.#pending.delete(e.connId)
         return
       case 'connection':
-        if (id !== undefined) this.connections.push(id)
+        this.connections.push(e.connId)
         return
       case 'connectFailed':
-        if (id !== undefined) {
-          this.#pending.get(id)?.reject(new Error(`connect failed: ${e.errorCode ?? '?'} ${e.message ?? ''}`))
-          this.#pending.delete(id)
-        }
+        this.#pending.get(e.connId)?.reject(new Error(`connect failed: ${e.errorCode} ${e.message}`))
+        this.#pending.delete(e.connId)
         return
-      case 'frame':
-        if (id !== undefined && e.payload !== undefined) {
-          const list = this.frames.get(id) ?? []
-          list.push(Buffer.from(e.payload))
-          this.frames.set(id, list)
+      case 'close': {
+        const info: RawClose = {
+          code: e.code,
+          reason: e.reason,
+          byPeer: e.byPeer,
+          application: e.application,
+          ...(e.errorCode === undefined ? {} : { errorCode: e.errorCode }),
         }
+        this.closes.set(e.connId, info)
+        for (const w of this.#closeWaiters.get(e.connId) ?? []) w(info)
+        this.#closeWaiters.delete(e.connId)
         return
-      case 'close':
-        if (id !== undefined) {
-          const info: RawClose = {
-            code: e.code ?? 0,
-            reason: e.reason ?? '',
-            byPeer: e.byPeer ?? false,
-            application: e.application ?? false,
-            ...(e.errorCode === undefined ? {} : { errorCode: e.errorCode }),
-          }
-          this.closes.set(id, info)
-          for (const w of this.#closeWaiters.get(id) ?? []) w(info)
-          this.#closeWaiters.delete(id)
-        }
-        return
+      }
       case 'error':
         this.errors.push(e)
         return

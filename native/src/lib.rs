@@ -5,8 +5,9 @@
 use cribcall_core::identity::{self, KeyType};
 use cribcall_core::tls::LocalCredentials;
 use cribcall_driver::{
-    batch_cost, DriverError, EndpointConfig, EndpointHandle, Event, EventSink, Releaser,
+    batch, batch_cost, DriverError, EndpointConfig, EndpointHandle, Event, EventSink, Releaser,
 };
+use events::NativeEventBatch;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
@@ -14,6 +15,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod events;
 pub mod pake;
 
 /// The `code` a thrown error carries (napi-rs puts the status in `error.code`).
@@ -180,119 +182,6 @@ pub struct NativeEndpointOptions {
     pub frame_timeout_ms: Option<u32>,
 }
 
-/// One event of a batch; `kind` says which fields are set.
-#[napi(object)]
-pub struct NativeEvent {
-    /// 'connection' | 'connected' | 'connectFailed' | 'frame' | 'drain' | 'close' | 'error' | 'closed'
-    pub kind: String,
-    pub conn_id: Option<u32>,
-    pub payload: Option<Buffer>,
-    pub peer_fingerprint: Option<String>,
-    /// The peer's certificate DER ('connection' | 'connected').
-    pub peer_cert_der: Option<Buffer>,
-    pub peer_known: Option<bool>,
-    pub remote_host: Option<String>,
-    pub remote_port: Option<u32>,
-    pub code: Option<f64>,
-    pub reason: Option<String>,
-    pub by_peer: Option<bool>,
-    pub application: Option<bool>,
-    pub error_code: Option<String>,
-    pub message: Option<String>,
-    pub expected: Option<String>,
-    pub actual: Option<String>,
-}
-
-impl NativeEvent {
-    fn new(kind: &str) -> Self {
-        NativeEvent {
-            kind: kind.to_owned(),
-            conn_id: None,
-            payload: None,
-            peer_fingerprint: None,
-            peer_cert_der: None,
-            peer_known: None,
-            remote_host: None,
-            remote_port: None,
-            code: None,
-            reason: None,
-            by_peer: None,
-            application: None,
-            error_code: None,
-            message: None,
-            expected: None,
-            actual: None,
-        }
-    }
-
-    fn from_event(e: Event) -> Self {
-        match e {
-            Event::Connection {
-                conn_id,
-                peer_fingerprint,
-                peer_cert,
-                peer_known,
-                remote,
-            } => NativeEvent {
-                conn_id: Some(conn_id),
-                peer_fingerprint: Some(peer_fingerprint),
-                peer_cert_der: Some(peer_cert.into()),
-                peer_known: Some(peer_known),
-                remote_host: Some(remote.ip().to_string()),
-                remote_port: Some(remote.port() as u32),
-                ..NativeEvent::new("connection")
-            },
-            Event::Connected {
-                conn_id,
-                peer_fingerprint,
-                peer_cert,
-                remote,
-            } => NativeEvent {
-                conn_id: Some(conn_id),
-                peer_fingerprint: Some(peer_fingerprint),
-                peer_cert_der: Some(peer_cert.into()),
-                peer_known: Some(true),
-                remote_host: Some(remote.ip().to_string()),
-                remote_port: Some(remote.port() as u32),
-                ..NativeEvent::new("connected")
-            },
-            Event::ConnectFailed { conn_id, failure } => NativeEvent {
-                conn_id: Some(conn_id),
-                error_code: Some(failure.code.to_owned()),
-                message: Some(failure.message),
-                expected: failure.expected,
-                actual: failure.actual,
-                ..NativeEvent::new("connectFailed")
-            },
-            Event::Frame { conn_id, payload } => NativeEvent {
-                conn_id: Some(conn_id),
-                // Buffer::from(Vec) hands the allocation to V8 without copying.
-                payload: Some(payload.into()),
-                ..NativeEvent::new("frame")
-            },
-            Event::Close { conn_id, info } => NativeEvent {
-                conn_id: Some(conn_id),
-                code: Some(info.code as f64),
-                reason: Some(info.reason),
-                by_peer: Some(info.by_peer),
-                application: Some(info.application),
-                error_code: info.error_code.map(str::to_owned),
-                ..NativeEvent::new("close")
-            },
-            Event::Drain { conn_id } => NativeEvent {
-                conn_id: Some(conn_id),
-                ..NativeEvent::new("drain")
-            },
-            Event::Error { code, message } => NativeEvent {
-                error_code: Some(code.to_owned()),
-                message: Some(message),
-                ..NativeEvent::new("error")
-            },
-            Event::Closed => NativeEvent::new("closed"),
-        }
-    }
-}
-
 /// Counters of an endpoint.
 #[napi(object)]
 pub struct EndpointStats {
@@ -331,7 +220,7 @@ pub struct AddressInfo {
     pub port: u32,
 }
 
-type EventsTsfn = ThreadsafeFunction<Vec<Event>, (), Vec<NativeEvent>, Status, false>;
+type EventsTsfn = ThreadsafeFunction<NativeEventBatch, (), NativeEventBatch, Status, false>;
 
 struct JsSink {
     tsfn: EventsTsfn,
@@ -342,6 +231,7 @@ impl EventSink for JsSink {
     fn deliver(&mut self, batch: Vec<Event>) {
         let (n, bytes) = batch_cost(&batch);
         let releaser = self.releaser.clone();
+        let batch = NativeEventBatch::from_packed(batch::pack(batch));
         // The completion runs on the JS thread after the callback returned:
         // only then is flow credit returned, so a slow consumer pushes back.
         let status = self.tsfn.call_with_return_value(
@@ -385,7 +275,7 @@ impl NativeEndpoint {
     #[napi(constructor)]
     pub fn new(
         options: NativeEndpointOptions,
-        on_events: Function<'_, Vec<NativeEvent>, ()>,
+        on_events: Function<'_, NativeEventBatch, ()>,
     ) -> Result<Self, Code> {
         let ip = parse_ip(&options.host)?;
         let bind = SocketAddr::new(ip, port(options.port)?);
@@ -435,15 +325,9 @@ impl NativeEndpoint {
             cfg.frame_timeout = Duration::from_millis(v as u64);
         }
         let tsfn: EventsTsfn = on_events
-            .build_threadsafe_function::<Vec<Event>>()
+            .build_threadsafe_function::<NativeEventBatch>()
             .callee_handled::<false>()
-            .build_callback(|ctx| {
-                Ok(ctx
-                    .value
-                    .into_iter()
-                    .map(NativeEvent::from_event)
-                    .collect::<Vec<_>>())
-            })
+            .build_callback(|ctx| Ok(ctx.value))
             .map_err(|e| Error::new(Code("ERR_INTERNAL"), e.reason.clone()))?;
         let handle = EndpointHandle::spawn_with(cfg, move |releaser| JsSink { tsfn, releaser })
             .map_err(js_err)?;

@@ -25,7 +25,8 @@ import {
   fromNative,
 } from './errors.js'
 import type { Identity } from './identity.js'
-import { NativeEndpointHandle, type NativeEndpointOptions, type NativeEvent } from './native.js'
+import { NativeEndpointHandle, type NativeEndpointOptions } from './native.js'
+import { type EventBatchVisitor, type NativeEvent, type NativeEventBatch, walkEventBatch } from './native-events.js'
 
 export interface EndpointOptions {
   /** Local address to bind, e.g. '0.0.0.0', '::' or '127.0.0.1'. Host names are resolved first. */
@@ -282,7 +283,7 @@ export class Endpoint extends TypedEmitter<EndpointEvents> {
 
   private constructor(nativeOptions: NativeEndpointOptions, signal: AbortSignal | undefined) {
     super()
-    this.#native = new NativeEndpointHandle(nativeOptions, (first, second) => this.#onEvents(first, second))
+    this.#native = new NativeEndpointHandle(nativeOptions, (batch) => this.#onEvents(batch))
     const local = this.#native.localAddress()
     this.#address = Object.freeze({ host: local.host, port: local.port })
     this.#owner = {
@@ -540,26 +541,11 @@ export class Endpoint extends TypedEmitter<EndpointEvents> {
   }
 
   /** The addon's onEvents callback. Must never throw. */
-  #onEvents(first: unknown, second: unknown): void {
+  #onEvents(batch: NativeEventBatch): void {
     try {
-      let batch = first
-      if (!Array.isArray(batch)) {
-        // Tolerate an (error, events) calling convention.
-        if (batch !== null && batch !== undefined) this.#reportError(fromNative(batch))
-        batch = second
-      }
-      if (!Array.isArray(batch)) return
-      for (const event of batch as NativeEvent[]) {
-        try {
-          this.#dispatch(event)
-        } catch (error) {
-          this.#reportError(
-            error instanceof CribcallError
-              ? error
-              : new InternalError(`failed to process native event ${describe(event?.kind)}`, { cause: error }),
-          )
-        }
-      }
+      walkEventBatch(batch, this.#visitor, (error, what) =>
+        this.#reportError(error instanceof CribcallError ? error : new InternalError(`failed to process native event ${what}`, { cause: error })),
+      )
     } catch (error) {
       try {
         warn(new InternalError('failed to process native events', { cause: error }))
@@ -569,62 +555,54 @@ export class Endpoint extends TypedEmitter<EndpointEvents> {
     }
   }
 
+  readonly #visitor: EventBatchVisitor = {
+    frame: (connId, payload) => this.#connections.get(connId)?.[kDeliverFrame](payload),
+    event: (event) => this.#dispatch(event),
+  }
+
   #dispatch(event: NativeEvent): void {
-    if (event === null || typeof event !== 'object') return
-    const connId = event.connId ?? undefined
     switch (event.kind) {
       case 'connection': {
-        if (connId === undefined) throw new InternalError("native 'connection' event without connId")
-        const conn = this.#newConnection(connId, 'server', event, event.peerKnown ?? false)
+        const conn = this.#newConnection('server', event)
         this.emitSafe('connection', [conn], (failure) => this.#reportError(new HandlerError('connection', failure)))
         return
       }
       case 'connected': {
-        if (connId === undefined) throw new InternalError("native 'connected' event without connId")
-        const conn = this.#newConnection(connId, 'client', event, true)
-        const pending = this.#pending.get(connId)
+        const conn = this.#newConnection('client', event)
+        const pending = this.#pending.get(event.connId)
         if (pending !== undefined) pending.settle(conn)
         else void conn.close(AppErrorCode.OK, 'connect abandoned') // aborted/timed out meanwhile
         return
       }
       case 'connectFailed': {
-        if (connId !== undefined) this.#pending.get(connId)?.settle(fromNative(event))
-        return
-      }
-      case 'frame': {
-        if (connId === undefined || !(event.payload instanceof Uint8Array)) return
-        this.#connections.get(connId)?.[kDeliverFrame](event.payload)
+        this.#pending.get(event.connId)?.settle(fromNative(event))
         return
       }
       case 'drain': {
-        if (connId !== undefined) this.#connections.get(connId)?.[kDeliverDrain]()
+        this.#connections.get(event.connId)?.[kDeliverDrain]()
         return
       }
       case 'close': {
-        if (connId === undefined) return
-        const conn = this.#connections.get(connId)
+        const conn = this.#connections.get(event.connId)
         if (conn !== undefined) {
-          this.#connections.delete(connId)
+          this.#connections.delete(event.connId)
           const info: { -readonly [K in keyof CloseInfo]: CloseInfo[K] } = {
-            code: event.code ?? 0,
-            reason: event.reason ?? '',
-            byPeer: event.byPeer ?? false,
-            application: event.application ?? false,
+            code: event.code,
+            reason: event.reason,
+            byPeer: event.byPeer,
+            application: event.application,
           }
-          if (typeof event.errorCode === 'string') info.errorCode = event.errorCode
+          if (event.errorCode !== undefined) info.errorCode = event.errorCode
           conn[kDeliverClose](info)
         } else {
           this.#pending
-            .get(connId)
+            .get(event.connId)
             ?.settle(new ConnectionClosedError(event.reason ? `connection closed: ${event.reason}` : 'connection closed during the handshake'))
         }
         return
       }
       case 'error': {
-        const error = fromNative(event)
-        const conn = connId === undefined ? undefined : this.#connections.get(connId)
-        if (conn !== undefined) conn[kDeliverError](error)
-        else this.#reportError(error)
+        this.#reportError(fromNative(event))
         return
       }
       case 'closed': {
@@ -636,21 +614,21 @@ export class Endpoint extends TypedEmitter<EndpointEvents> {
         return
       }
       default:
-        // Unknown kinds are ignored (forward compatibility with newer addons).
+        // Kinds a newer addon may add are ignored.
         return
     }
   }
 
-  #newConnection(connId: number, role: 'client' | 'server', event: NativeEvent, peerKnown: boolean): Connection {
+  #newConnection(role: 'client' | 'server', event: Extract<NativeEvent, { kind: 'connection' | 'connected' }>): Connection {
     const conn = new Connection(this.#owner, {
-      connId,
+      connId: event.connId,
       role,
-      peerFingerprint: event.peerFingerprint ?? '',
-      peerCertificate: event.peerCertDer ?? Buffer.alloc(0),
-      peerKnown,
-      remoteAddress: { host: event.remoteHost ?? '', port: event.remotePort ?? 0 },
+      peerFingerprint: event.peerFingerprint,
+      peerCertificate: event.peerCertDer,
+      peerKnown: event.kind === 'connected' || event.peerKnown,
+      remoteAddress: { host: event.remoteHost, port: event.remotePort },
     })
-    this.#connections.set(connId, conn)
+    this.#connections.set(event.connId, conn)
     return conn
   }
 }

@@ -20,51 +20,41 @@ import type {
   Identity as NativeIdentity,
   IdentityOptions as NativeIdentityOptions,
   NativeEndpointOptions,
-  NativeEvent,
+  NativeEventBatch,
 } from '../../index.js'
 import { fromNative } from './errors.js'
 
-export type { NativeEndpointOptions, NativeEvent, NativeEndpointStats, NativeIdentity, NativeIdentityOptions }
+export type { NativeEndpointOptions, NativeEndpointStats, NativeIdentity, NativeIdentityOptions }
 
-/**
- * Receives one batch of native events. Declared loosely on purpose: it is also safe
- * if the addon's thread-safe function passes a leading `error` argument.
- */
-export type NativeEventsCallback = (first: unknown, second?: unknown) => void
-
-export function generateIdentity(options: NativeIdentityOptions): NativeIdentity {
+/** Runs an addon call; what it throws becomes a CribcallError (the one mapping, `fromNative`). */
+function mapped<T>(call: () => T): T {
   try {
-    return nativeGenerateIdentity(options)
+    return call()
   } catch (error) {
     throw fromNative(error)
   }
+}
+
+/** Receives one batch of native events (read it with `walkEventBatch`). */
+export type NativeEventsCallback = (batch: NativeEventBatch) => void
+
+export function generateIdentity(options: NativeIdentityOptions): NativeIdentity {
+  return mapped(() => nativeGenerateIdentity(options))
 }
 
 export type { PinPakeInitiator }
 
 /** Monitor side of a CPace PIN session (the scalar stays in Rust). */
 export function startPinPake(pin: string, sessionId: string, monitorFingerprint: string, listenerFingerprint: string): PinPakeInitiator {
-  try {
-    return PinPakeInitiator.start(pin, sessionId, monitorFingerprint, listenerFingerprint)
-  } catch (error) {
-    throw fromNative(error)
-  }
+  return mapped(() => PinPakeInitiator.start(pin, sessionId, monitorFingerprint, listenerFingerprint))
 }
 
 export function confirmPinPake(initiator: PinPakeInitiator, peerShare: Buffer, transcript: Buffer): { listenerTag: Buffer; monitorTag: Buffer } {
-  try {
-    return initiator.confirm(peerShare, transcript)
-  } catch (error) {
-    throw fromNative(error)
-  }
+  return mapped(() => initiator.confirm(peerShare, transcript))
 }
 
 export function destroyPinPake(initiator: PinPakeInitiator): void {
-  try {
-    initiator.destroy()
-  } catch (error) {
-    throw fromNative(error)
-  }
+  mapped(() => initiator.destroy())
 }
 
 export function respondPinPake(
@@ -75,11 +65,7 @@ export function respondPinPake(
   peerShare: Buffer,
   transcript: Buffer,
 ): { share: Buffer; listenerTag: Buffer; monitorTag: Buffer } {
-  try {
-    return nativePinPakeRespond(pin, sessionId, monitorFingerprint, listenerFingerprint, peerShare, transcript)
-  } catch (error) {
-    throw fromNative(error)
-  }
+  return mapped(() => nativePinPakeRespond(pin, sessionId, monitorFingerprint, listenerFingerprint, peerShare, transcript))
 }
 
 /** Constant-time comparison (Rust). */
@@ -89,19 +75,11 @@ export function tagsEqual(a: Buffer, b: Buffer): boolean {
 
 /** The Rust JCS of a flat string object (used to prove TS and Rust agree byte for byte). */
 export function canonicalStringObject(obj: Record<string, string>): Buffer {
-  try {
-    return nativeCanonicalStringObject(obj)
-  } catch (error) {
-    throw fromNative(error)
-  }
+  return mapped(() => nativeCanonicalStringObject(obj))
 }
 
 export function fingerprintOf(cert: string | Buffer): string {
-  try {
-    return nativeFingerprintOf(cert)
-  } catch (error) {
-    throw fromNative(error)
-  }
+  return mapped(() => nativeFingerprintOf(cert))
 }
 
 /** A NativeEndpoint whose methods throw CribcallErrors. */
@@ -109,100 +87,52 @@ export class NativeEndpointHandle {
   readonly #ep: NativeEndpoint
 
   constructor(options: NativeEndpointOptions, onEvents: NativeEventsCallback) {
-    try {
-      this.#ep = new NativeEndpoint(options, onEvents)
-    } catch (error) {
-      throw fromNative(error)
-    }
+    this.#ep = mapped(() => new NativeEndpoint(options, onEvents))
   }
 
   localAddress(): { host: string; port: number } {
-    try {
-      return this.#ep.localAddress()
-    } catch (error) {
-      throw fromNative(error)
-    }
+    return mapped(() => this.#ep.localAddress())
   }
 
   listen(acceptUnknown: boolean): void {
-    try {
-      this.#ep.listen(acceptUnknown)
-    } catch (error) {
-      throw fromNative(error)
-    }
+    mapped(() => this.#ep.listen(acceptUnknown))
   }
 
   setAcceptUnknown(acceptUnknown: boolean): void {
-    try {
-      this.#ep.setAcceptUnknown(acceptUnknown)
-    } catch (error) {
-      throw fromNative(error)
-    }
+    mapped(() => this.#ep.setAcceptUnknown(acceptUnknown))
   }
 
   stopListening(): void {
-    try {
-      this.#ep.stopListening()
-    } catch (error) {
-      throw fromNative(error)
-    }
+    mapped(() => this.#ep.stopListening())
   }
 
   setKnownPeers(fingerprints: string[]): void {
-    try {
-      this.#ep.setKnownPeers(fingerprints)
-    } catch (error) {
-      throw fromNative(error)
-    }
+    mapped(() => this.#ep.setKnownPeers(fingerprints))
   }
 
   connect(host: string, port: number, serverFingerprint: string): number {
-    try {
-      return this.#ep.connect(host, port, serverFingerprint)
-    } catch (error) {
-      throw fromNative(error)
-    }
+    return mapped(() => this.#ep.connect(host, port, serverFingerprint))
   }
 
   send(connId: number, payload: Buffer): number {
-    try {
-      return this.#ep.send(connId, payload)
-    } catch (error) {
-      throw fromNative(error)
-    }
+    return mapped(() => this.#ep.send(connId, payload))
   }
 
   /** Bytes accepted by send() for the connection and not yet handed to QUIC (0 when unknown). */
   queued(connId: number): number {
-    try {
-      return this.#ep.queued(connId)
-    } catch (error) {
-      throw fromNative(error)
-    }
+    return mapped(() => this.#ep.queued(connId))
   }
 
   broadcast(connIds: number[], payload: Buffer): number {
-    try {
-      return this.#ep.broadcast(connIds, payload)
-    } catch (error) {
-      throw fromNative(error)
-    }
+    return mapped(() => this.#ep.broadcast(connIds, payload))
   }
 
   closeConnection(connId: number, code: number, reason: string): void {
-    try {
-      this.#ep.closeConnection(connId, code, reason)
-    } catch (error) {
-      throw fromNative(error)
-    }
+    mapped(() => this.#ep.closeConnection(connId, code, reason))
   }
 
   stats(): NativeEndpointStats {
-    try {
-      return this.#ep.stats()
-    } catch (error) {
-      throw fromNative(error)
-    }
+    return mapped(() => this.#ep.stats())
   }
 
   /** Resolves after the native IO thread exited; rejects with a CribcallError. */

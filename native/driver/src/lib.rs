@@ -10,6 +10,7 @@
 //! The owner (the napi layer, or a Rust test) talks to the thread through an
 //! [`EndpointHandle`] and receives [`Event`] batches through an [`EventSink`].
 
+pub mod batch;
 mod conn;
 mod io;
 mod ratelimit;
