@@ -8,7 +8,7 @@ use cribcall_core::tls::{PinFailure, PinRecord};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The one control stream: client-initiated bidirectional stream 0.
 pub const CONTROL_STREAM: u64 = 0;
@@ -129,19 +129,13 @@ impl Conn {
     }
 
     /// When the next keep-alive PING is due (None: keep-alive off or not up
-    /// yet). A PING goes out after `ka` without sending; once the peer has
-    /// been silent for `ka` too, every `ka / 2`: a restarted peer answers the
-    /// next one with a stateless reset, a peer behind a new NAT mapping learns
-    /// our new address from it, and a vanished one is given up at the idle
-    /// timeout.
+    /// yet); see [`keep_alive_deadline`].
     pub fn keep_alive_due(&self, ka: Option<std::time::Duration>) -> Option<Instant> {
         let ka = ka?;
         if !self.reported || self.q.is_closed() || self.q.is_draining() {
             return None;
         }
-        let normal = self.last_send + ka;
-        let fast = (self.last_send + ka / 2).max(self.last_recv + ka);
-        Some(normal.min(fast))
+        Some(keep_alive_deadline(self.last_send, self.last_recv, ka))
     }
 
     /// The earliest instant this connection needs attention without any
@@ -384,4 +378,95 @@ fn alert_name(alert: u64) -> Option<&'static str> {
         120 => "no_application_protocol",
         _ => return None,
     })
+}
+
+/// Keep-alive deadlines are rounded up to a grid of `ka / KEEP_ALIVE_SLOTS`
+/// shared by every connection of the process: idle connections then wake the
+/// IO thread together, at most `KEEP_ALIVE_SLOTS` times per interval, instead
+/// of one by one (100 idle connections: 8 wake-ups per interval, not 100).
+pub const KEEP_ALIVE_SLOTS: u32 = 8;
+
+/// When the next keep-alive PING is due. A PING goes out after `ka` without
+/// sending. Once the peer has been silent for 1.5 `ka` (a peer with the same
+/// interval would have pinged by `ka`; the half is its slack), every `ka / 2`:
+/// a restarted peer answers the next one with a stateless reset, a peer behind
+/// a new NAT mapping learns our new address from it, and a vanished one is
+/// given up at the idle timeout. While the peer pings us, our ACKs carry the
+/// connection and we send no PING of our own: one PING and one ACK per
+/// interval per connection.
+pub fn keep_alive_deadline(last_send: Instant, last_recv: Instant, ka: Duration) -> Instant {
+    let normal = last_send + ka;
+    let fast = (last_send + ka / 2).max(last_recv + ka + ka / 2);
+    align_up(normal.min(fast), ka / KEEP_ALIVE_SLOTS)
+}
+
+/// The first instant at or after `t` on the process-wide grid of step `grid`.
+fn align_up(t: Instant, grid: Duration) -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    let step = grid.as_nanos();
+    if t <= epoch || step == 0 {
+        return t;
+    }
+    let steps = (t - epoch).as_nanos().div_ceil(step);
+    match u64::try_from(steps * step) {
+        Ok(ns) => epoch + Duration::from_nanos(ns),
+        Err(_) => t,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KA: Duration = Duration::from_millis(800);
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn deadlines_of_different_connections_fall_on_few_instants() {
+        let t0 = Instant::now() + ms(1);
+        let mut instants: Vec<Instant> = (0..100)
+            .map(|i| keep_alive_deadline(t0 + ms(i * 8), t0 + ms(i * 8), KA))
+            .collect();
+        instants.sort();
+        instants.dedup();
+        // 100 connections over one interval: at most one instant per slot (+1 for the edge).
+        assert!(
+            instants.len() <= KEEP_ALIVE_SLOTS as usize + 1,
+            "{}",
+            instants.len()
+        );
+    }
+
+    #[test]
+    fn a_ping_is_late_by_less_than_one_slot_and_never_early() {
+        let t0 = Instant::now() + ms(1);
+        for i in 0..50 {
+            let sent = t0 + ms(i * 13);
+            let due = keep_alive_deadline(sent, sent, KA);
+            assert!(due >= sent + KA);
+            assert!(due < sent + KA + KA / KEEP_ALIVE_SLOTS);
+        }
+    }
+
+    #[test]
+    fn a_peer_that_pings_us_keeps_us_from_pinging_it() {
+        let t0 = Instant::now() + ms(1);
+        // We last sent an ACK 25 ms after the peer's PING; its next PING comes at KA.
+        let due = keep_alive_deadline(t0 + ms(25), t0, KA);
+        assert!(due > t0 + KA + ms(25));
+    }
+
+    #[test]
+    fn a_silent_peer_is_probed_every_half_interval() {
+        let t0 = Instant::now() + ms(1);
+        let last_recv = t0;
+        let sent = t0 + KA * 2; // we pinged, nothing came back
+        let due = keep_alive_deadline(sent, last_recv, KA);
+        assert!(due >= sent + KA / 2);
+        assert!(due < sent + KA / 2 + KA / KEEP_ALIVE_SLOTS);
+    }
 }
