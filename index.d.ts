@@ -116,6 +116,10 @@ export interface EndpointStats {
   framesSent: number
   packetsReceived: number
   packetsSent: number
+  /** System calls that sent packets (fewer than packets with UDP GSO). */
+  sendCalls: number
+  /** System calls that received packets (fewer than packets with UDP GRO). */
+  recvCalls: number
 }
 
 /** SHA-256 fingerprint (64 lowercase hex) of a certificate given as PEM text or DER bytes. */

@@ -211,6 +211,10 @@ pub struct EndpointStats {
     pub frames_sent: f64,
     pub packets_received: f64,
     pub packets_sent: f64,
+    /// System calls that sent packets (fewer than packets with UDP GSO).
+    pub send_calls: f64,
+    /// System calls that received packets (fewer than packets with UDP GRO).
+    pub recv_calls: f64,
 }
 
 /// A bound address.
@@ -448,6 +452,8 @@ impl NativeEndpoint {
             frames_sent: s.frames_sent as f64,
             packets_received: s.packets_received as f64,
             packets_sent: s.packets_sent as f64,
+            send_calls: s.send_calls as f64,
+            recv_calls: s.recv_calls as f64,
         }
     }
 

@@ -124,6 +124,10 @@ export interface EndpointStats {
   framesSent: number
   packetsReceived: number
   packetsSent: number
+  /** System calls that sent packets: fewer than packets where UDP GSO batches them (Linux). */
+  sendCalls: number
+  /** System calls that received packets: fewer than packets where UDP GRO batches them (Linux). */
+  recvCalls: number
 }
 
 export type EndpointEvents = {
@@ -453,6 +457,8 @@ export class Endpoint extends TypedEmitter<EndpointEvents> {
       framesSent: s.framesSent,
       packetsReceived: s.packetsReceived,
       packetsSent: s.packetsSent,
+      sendCalls: s.sendCalls,
+      recvCalls: s.recvCalls,
     }
   }
 

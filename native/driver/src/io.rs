@@ -4,6 +4,7 @@ use crate::conn::{Chunk, Conn, ConnInit, OutChunk, CONNECTION_REFUSED, CONTROL_S
 use crate::ratelimit::TokenBucket;
 use crate::retry::{RetryTokens, TokenError};
 use crate::sched::Schedule;
+use crate::udp::{self, Offload};
 use crate::{
     batch_cost, lock, CloseInfo, Command, ConnShared, ConnectFailure, DriverError, EndpointConfig,
     Event, EventSink, Shared,
@@ -49,8 +50,13 @@ pub struct Io {
     recv_buf: Vec<u8>,
     send_buf: Vec<u8>,
     read_buf: Vec<u8>,
-    /// A datagram the socket refused with WouldBlock; sent first when writable.
-    blocked: Option<(Vec<u8>, SocketAddr)>,
+    /// Datagrams (or GSO batches: bytes, address, segment size) the socket
+    /// refused with WouldBlock; sent first, in order, once it is writable.
+    blocked: VecDeque<(Vec<u8>, SocketAddr, usize)>,
+    /// UDP segmentation offload the socket supports (GSO, GRO).
+    offload: Offload,
+    /// Receives GRO batches (many datagrams of one sender).
+    gro_buf: Vec<u8>,
     writable_interest: bool,
     shutting_down: bool,
     /// A connection still had readable data when its read budget ran out.
@@ -142,6 +148,7 @@ impl Io {
             .local_addr()
             .map_err(|e| DriverError::Bind(format!("local_addr: {e}")))?;
         enlarge_socket_buffers(&socket);
+        let offload = Offload::enable(&socket, config.udp_offload);
         poll.registry()
             .register(&mut socket, SOCKET, Interest::READABLE)
             .map_err(|e| DriverError::Bind(format!("register: {e}")))?;
@@ -177,9 +184,16 @@ impl Io {
                 events: Vec::new(),
                 rng: SystemRandom::new(),
                 recv_buf: vec![0; limits::MAX_DATAGRAM],
-                send_buf: vec![0; limits::MAX_SEND_UDP_PAYLOAD],
+                // Room for one GSO batch; without GSO one packet at a time.
+                send_buf: vec![0; udp::MAX_BATCH_BYTES.max(limits::MAX_SEND_UDP_PAYLOAD)],
                 read_buf: vec![0; 64 * 1024],
-                blocked: None,
+                blocked: VecDeque::new(),
+                offload,
+                gro_buf: if offload.gro {
+                    vec![0; limits::MAX_DATAGRAM]
+                } else {
+                    Vec::new()
+                },
                 writable_interest: false,
                 shutting_down: false,
                 more_to_read: false,
@@ -272,7 +286,7 @@ impl Io {
                     }
                 }
             }
-            if self.blocked.is_none() {
+            if self.blocked.is_empty() {
                 for id in std::mem::take(&mut self.blocked_ids) {
                     self.sched.mark(id);
                 }
@@ -324,7 +338,12 @@ impl Io {
 
     fn read_socket(&mut self) {
         loop {
-            let (len, from) = match self.socket.recv_from(&mut self.recv_buf) {
+            let buf = if self.offload.gro {
+                &mut self.gro_buf
+            } else {
+                &mut self.recv_buf
+            };
+            let (len, from, segment) = match udp::recv(&self.socket, &self.offload, buf) {
                 Ok(v) => v,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -345,12 +364,30 @@ impl Io {
                     break;
                 }
             };
-            self.shared
-                .stats
-                .packets_received
-                .fetch_add(1, Ordering::Relaxed);
-            self.handle_datagram(len, from);
+            self.shared.stats.recv_calls.fetch_add(1, Ordering::Relaxed);
+            if !self.offload.gro {
+                self.count_received(1);
+                self.handle_datagram(len, from);
+                continue;
+            }
+            // A GRO batch: datagrams of `segment` bytes (the last may be shorter).
+            let mut at = 0;
+            while at < len {
+                let end = (at + segment.max(1)).min(len);
+                let n = end - at;
+                self.recv_buf[..n].copy_from_slice(&self.gro_buf[at..end]);
+                self.count_received(1);
+                self.handle_datagram(n, from);
+                at = end;
+            }
         }
+    }
+
+    fn count_received(&self, n: u64) {
+        self.shared
+            .stats
+            .packets_received
+            .fetch_add(n, Ordering::Relaxed);
     }
 
     fn handle_datagram(&mut self, len: usize, from: SocketAddr) {
@@ -1158,59 +1195,111 @@ impl Io {
         }
     }
 
-    /// Sends every packet quiche has for this connection. False if the socket blocked.
+    /// Sends every packet quiche has for this connection, in GSO batches where
+    /// the socket takes them. False if the socket blocked.
     fn flush_conn(&mut self, id: u32) -> bool {
-        if self.blocked.is_some() {
+        if !self.blocked.is_empty() {
             return false;
         }
-        loop {
-            let Some(c) = self.conns.get_mut(&id) else {
-                return true;
-            };
-            let (n, info) = match c.q.send(&mut self.send_buf) {
+        let max = limits::MAX_SEND_UDP_PAYLOAD;
+        let room = if self.offload.gso {
+            self.send_buf.len()
+        } else {
+            max
+        };
+        // The batch being filled: bytes, segment size, packets, address.
+        let (mut len, mut segment, mut count, mut to) = (0usize, 0usize, 0usize, None);
+        while let Some(c) = self.conns.get_mut(&id) {
+            let (n, info) = match c.q.send(&mut self.send_buf[len..len + max]) {
                 Ok(v) => v,
-                Err(quiche::Error::Done) => return true,
-                Err(_) => return true, // quiche closed it; reaped below
+                // Done, or quiche closed it (reaped below).
+                Err(_) => break,
             };
             c.last_send = Instant::now();
-            let to = info.to;
-            match self.socket.send_to(&self.send_buf[..n], to) {
-                Ok(_) => {
-                    self.shared
-                        .stats
-                        .packets_sent
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    self.blocked = Some((self.send_buf[..n].to_vec(), to));
-                    self.want_writable(true);
+            let fits = to == Some(info.to) && n <= segment;
+            if to.is_some() && !fits {
+                // Another address, or larger than the batch's segments: the
+                // batch goes out and this packet starts the next one.
+                if !self.send_batch(len, segment, count, to) {
+                    self.blocked
+                        .push_back((self.send_buf[len..len + n].to_vec(), info.to, n));
                     return false;
                 }
-                Err(_) => {
-                    // Unreachable or similar: quiche's loss recovery and
-                    // timeouts deal with it.
-                }
+                self.send_buf.copy_within(len..len + n, 0);
+                (len, segment, count, to) = (0, 0, 0, None);
             }
+            if to.is_none() {
+                (segment, to) = (n, Some(info.to));
+            }
+            len += n;
+            count += 1;
+            // A shorter packet ends a batch (only the last segment may be short).
+            let full = n < segment || count == udp::MAX_SEGMENTS || len + max > room;
+            if full {
+                if !self.send_batch(len, segment, count, to) {
+                    return false;
+                }
+                (len, segment, count, to) = (0, 0, 0, None);
+            }
+        }
+        len == 0 || self.send_batch(len, segment, count, to)
+    }
+
+    /// Sends `send_buf[..len]` (`count` packets of `segment` bytes, the last
+    /// maybe shorter) to `to`. False if the socket blocked (the batch is kept).
+    fn send_batch(
+        &mut self,
+        len: usize,
+        segment: usize,
+        count: usize,
+        to: Option<SocketAddr>,
+    ) -> bool {
+        let Some(to) = to else {
+            return true;
+        };
+        match udp::send(
+            &self.socket,
+            &mut self.offload,
+            &self.send_buf[..len],
+            segment,
+            to,
+        ) {
+            Ok(calls) => {
+                let stats = &self.shared.stats;
+                stats
+                    .packets_sent
+                    .fetch_add(count as u64, Ordering::Relaxed);
+                stats.send_calls.fetch_add(calls, Ordering::Relaxed);
+                true
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                self.blocked
+                    .push_back((self.send_buf[..len].to_vec(), to, segment));
+                self.want_writable(true);
+                false
+            }
+            // Unreachable or similar: quiche's loss recovery and timeouts deal with it.
+            Err(_) => true,
         }
     }
 
     fn send_datagram(&mut self, pkt: &[u8], to: SocketAddr) {
-        if self.blocked.is_some() {
+        if !self.blocked.is_empty() {
             return;
         }
         if let Err(e) = self.socket.send_to(pkt, to) {
             if e.kind() == ErrorKind::WouldBlock {
-                self.blocked = Some((pkt.to_vec(), to));
+                self.blocked.push_back((pkt.to_vec(), to, pkt.len()));
                 self.want_writable(true);
             }
         }
     }
 
     fn flush_blocked(&mut self) {
-        if let Some((pkt, to)) = self.blocked.take() {
-            match self.socket.send_to(&pkt, to) {
+        while let Some((pkt, to, segment)) = self.blocked.pop_front() {
+            match udp::send(&self.socket, &mut self.offload, &pkt, segment, to) {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    self.blocked = Some((pkt, to));
+                    self.blocked.push_front((pkt, to, segment));
                     return;
                 }
                 _ => {}

@@ -16,6 +16,7 @@ mod io;
 mod ratelimit;
 mod retry;
 mod sched;
+mod udp;
 
 use cribcall_core::framing::{self, FrameError};
 use cribcall_core::identity::{parse_fingerprint, IdentityError};
@@ -52,6 +53,9 @@ pub struct EndpointConfig {
     pub max_pairing_connections: usize,
     /// A frame must complete this long after its first byte arrived.
     pub frame_timeout: Duration,
+    /// Use UDP segmentation offload (GSO/GRO) where the OS has it. Default on,
+    /// unless the environment says `CRIBCALL_UDP_OFFLOAD=0`.
+    pub udp_offload: bool,
 }
 
 impl EndpointConfig {
@@ -71,6 +75,7 @@ impl EndpointConfig {
             pairing_deadline: limits::DEFAULT_PAIRING_DEADLINE,
             max_pairing_connections: limits::DEFAULT_MAX_PAIRING_CONNECTIONS,
             frame_timeout: limits::DEFAULT_FRAME_TIMEOUT,
+            udp_offload: std::env::var("CRIBCALL_UDP_OFFLOAD").as_deref() != Ok("0"),
         }
     }
 }
@@ -247,6 +252,8 @@ pub struct Stats {
     pub frames_sent: AtomicU64,
     pub packets_received: AtomicU64,
     pub packets_sent: AtomicU64,
+    pub send_calls: AtomicU64,
+    pub recv_calls: AtomicU64,
 }
 
 /// A plain copy of [`Stats`].
@@ -280,6 +287,10 @@ pub struct StatsSnapshot {
     pub frames_sent: u64,
     pub packets_received: u64,
     pub packets_sent: u64,
+    /// System calls that sent packets (fewer than packets with GSO).
+    pub send_calls: u64,
+    /// System calls that received packets (fewer than packets with GRO).
+    pub recv_calls: u64,
 }
 
 /// Events and payload bytes handed to the owner and not yet processed by it.
@@ -667,6 +678,8 @@ impl EndpointHandle {
             frames_sent: s.frames_sent.load(Ordering::Relaxed),
             packets_received: s.packets_received.load(Ordering::Relaxed),
             packets_sent: s.packets_sent.load(Ordering::Relaxed),
+            send_calls: s.send_calls.load(Ordering::Relaxed),
+            recv_calls: s.recv_calls.load(Ordering::Relaxed),
         }
     }
 

@@ -1,0 +1,258 @@
+//! UDP segmentation offload: many equal-size QUIC packets to one address in a
+//! single `sendmsg` (GSO, `UDP_SEGMENT`), and many packets of one sender in a
+//! single `recvmsg` (GRO, `UDP_GRO`). Linux only; elsewhere, or when the
+//! kernel refuses, one datagram per system call as before.
+//!
+//! A bulk transfer's cost on the IO thread is mostly system calls, one per
+//! ~1,350-byte packet in each direction; segmentation offload divides that by
+//! up to [`MAX_SEGMENTS`].
+
+use mio::net::UdpSocket;
+use std::io;
+use std::net::SocketAddr;
+
+/// Packets per GSO batch (the kernel's `UDP_MAX_SEGMENTS` is 64 on older kernels).
+pub const MAX_SEGMENTS: usize = 64;
+/// Bytes per GSO batch: a batch is one IP datagram before segmentation.
+pub const MAX_BATCH_BYTES: usize = 65_000;
+
+/// What the socket can do; decided once at bind time, GSO switched off for
+/// good if the kernel ever refuses a segmented send.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Offload {
+    pub gso: bool,
+    pub gro: bool,
+}
+
+impl Offload {
+    /// Probes GSO and turns GRO on when `wanted` (else both stay off).
+    pub fn enable(socket: &UdpSocket, wanted: bool) -> Offload {
+        if !wanted {
+            return Offload::default();
+        }
+        sys::enable(socket)
+    }
+}
+
+/// Sends `buf`: one datagram, or (GSO) consecutive `segment`-byte datagrams
+/// with a shorter last one. A GSO send the kernel refuses (EIO: the device
+/// cannot segment) switches GSO off and goes out one datagram at a time.
+/// Returns the system calls made.
+pub fn send(
+    socket: &UdpSocket,
+    off: &mut Offload,
+    buf: &[u8],
+    segment: usize,
+    to: SocketAddr,
+) -> io::Result<u64> {
+    if buf.len() <= segment || segment == 0 {
+        return socket.send_to(buf, to).map(|_| 1);
+    }
+    if off.gso {
+        match sys::send_gso(socket, buf, segment, to) {
+            Ok(()) => return Ok(1),
+            Err(e) if matches!(e.raw_os_error(), Some(code) if sys::gso_refused(code)) => {
+                off.gso = false;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    // One by one. A WouldBlock after the first leaves the rest unsent:
+    // quiche's loss recovery resends them, as for any datagram the socket drops.
+    let mut calls = 0;
+    for chunk in buf.chunks(segment) {
+        match socket.send_to(chunk, to) {
+            Ok(_) => calls += 1,
+            Err(e) if calls == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(calls)
+}
+
+/// Receives into `buf`: `(bytes, sender, segment)`, where `segment` is the
+/// size of each coalesced datagram (the last may be shorter), or the whole
+/// length when nothing was coalesced.
+pub fn recv(
+    socket: &UdpSocket,
+    off: &Offload,
+    buf: &mut [u8],
+) -> io::Result<(usize, SocketAddr, usize)> {
+    if off.gro {
+        return sys::recv_gro(socket, buf);
+    }
+    let (n, from) = socket.recv_from(buf)?;
+    Ok((n, from, n))
+}
+
+#[cfg(target_os = "linux")]
+mod sys {
+    use super::Offload;
+    use mio::net::UdpSocket;
+    use socket2::{SockAddr, SockAddrStorage};
+    use std::io;
+    use std::mem::{size_of, zeroed};
+    use std::net::SocketAddr;
+    use std::os::fd::AsRawFd;
+
+    // From <linux/udp.h>; libc does not export them on every target.
+    const UDP_SEGMENT: libc::c_int = 103;
+    const UDP_GRO: libc::c_int = 104;
+
+    pub fn enable(socket: &UdpSocket) -> Offload {
+        let fd = socket.as_raw_fd();
+        let mut seg: libc::c_int = 0;
+        let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `fd` is an open UDP socket; `seg` and `len` are valid for
+        // the duration of the call and `len` holds the size of `seg`.
+        let gso = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_UDP,
+                UDP_SEGMENT,
+                (&mut seg as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        } == 0;
+        let on: libc::c_int = 1;
+        // SAFETY: as above; `on` outlives the call and the length is its size.
+        let gro = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_UDP,
+                UDP_GRO,
+                (&on as *const libc::c_int).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        } == 0;
+        Offload { gso, gro }
+    }
+
+    /// EIO: the route's device cannot segment; EINVAL/EOPNOTSUPP: the kernel
+    /// does not take this segmentation. GSO is switched off after either.
+    pub fn gso_refused(code: i32) -> bool {
+        code == libc::EIO || code == libc::EINVAL || code == libc::EOPNOTSUPP
+    }
+
+    /// Room for one cmsg carrying a `u16` or an `int`, 8-byte aligned.
+    #[repr(C, align(8))]
+    struct CmsgSpace([u8; 64]);
+
+    pub fn send_gso(
+        socket: &UdpSocket,
+        buf: &[u8],
+        segment: usize,
+        to: SocketAddr,
+    ) -> io::Result<()> {
+        let addr = SockAddr::from(to);
+        let seg =
+            u16::try_from(segment).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let mut iov = libc::iovec {
+            iov_base: buf.as_ptr() as *mut libc::c_void,
+            iov_len: buf.len(),
+        };
+        let mut control = CmsgSpace([0; 64]);
+        // SAFETY: an all-zero msghdr is a valid empty header.
+        let mut msg: libc::msghdr = unsafe { zeroed() };
+        msg.msg_name = addr.as_ptr() as *mut libc::c_void;
+        msg.msg_namelen = addr.len();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.0.as_mut_ptr().cast();
+        // SAFETY: CMSG_SPACE only computes a size.
+        let space = unsafe { libc::CMSG_SPACE(size_of::<u16>() as u32) } as usize;
+        msg.msg_controllen = space as _;
+        // SAFETY: `msg_control` points at `control` (64 bytes, 8-aligned),
+        // which is at least CMSG_SPACE(2) bytes, so the first header and its
+        // 2-byte payload lie inside it.
+        unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_UDP;
+            (*cmsg).cmsg_type = UDP_SEGMENT;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), seg);
+        }
+        // SAFETY: every pointer in `msg` (address, iovec over `buf`, control)
+        // is valid until the call returns; the kernel only reads them.
+        let n = unsafe { libc::sendmsg(socket.as_raw_fd(), &msg, 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    pub fn recv_gro(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<(usize, SocketAddr, usize)> {
+        let mut storage = SockAddrStorage::zeroed();
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        let mut control = CmsgSpace([0; 64]);
+        // SAFETY: an all-zero msghdr is a valid empty header.
+        let mut msg: libc::msghdr = unsafe { zeroed() };
+        // SAFETY: SockAddrStorage is a transparent sockaddr_storage; viewing it
+        // as one only gives its address to recvmsg, which writes at most its size.
+        msg.msg_name = (unsafe { storage.view_as::<libc::sockaddr_storage>() }
+            as *mut libc::sockaddr_storage)
+            .cast();
+        msg.msg_namelen = storage.size_of();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.0.as_mut_ptr().cast();
+        msg.msg_controllen = control.0.len() as _;
+        // SAFETY: every pointer in `msg` is valid and writable for the sizes
+        // given until the call returns.
+        let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        let mut segment = n;
+        // SAFETY: the kernel set msg_controllen to the bytes of control data it
+        // wrote inside `control`; CMSG_FIRSTHDR/NXTHDR stay within that length,
+        // and a UDP_GRO cmsg carries an int.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+            while !cmsg.is_null() {
+                if (*cmsg).cmsg_level == libc::SOL_UDP && (*cmsg).cmsg_type == UDP_GRO {
+                    let size =
+                        std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
+                    if size > 0 {
+                        segment = size as usize;
+                    }
+                }
+                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            }
+        }
+        // SAFETY: recvmsg wrote a socket address of msg_namelen bytes into `storage`.
+        let from = unsafe { SockAddr::new(storage, msg.msg_namelen) }
+            .as_socket()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an IP sender"))?;
+        Ok((n, from, segment.min(n)))
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod sys {
+    use super::Offload;
+    use mio::net::UdpSocket;
+    use std::io;
+    use std::net::SocketAddr;
+
+    pub fn enable(_socket: &UdpSocket) -> Offload {
+        Offload::default()
+    }
+
+    pub fn gso_refused(_code: i32) -> bool {
+        true
+    }
+
+    pub fn send_gso(_s: &UdpSocket, _b: &[u8], _seg: usize, _to: SocketAddr) -> io::Result<()> {
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+
+    pub fn recv_gro(s: &UdpSocket, buf: &mut [u8]) -> io::Result<(usize, SocketAddr, usize)> {
+        let (n, from) = s.recv_from(buf)?;
+        Ok((n, from, n))
+    }
+}
