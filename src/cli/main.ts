@@ -23,6 +23,7 @@ import {
   type PairingRequestInfo,
   type TrustEntry,
 } from '../index.js'
+import { parseFingerprint as parseFingerprintText } from '../base/formats.js'
 import { Approvals } from './approvals.js'
 import type { WebConsole } from './web/index.js'
 
@@ -115,8 +116,8 @@ function parsePort(v: string): number {
 }
 
 function parseFingerprint(v: string): string {
-  const f = v.replace(/:/g, '').toLowerCase()
-  if (!/^[0-9a-f]{64}$/.test(f)) throw new UsageError(`invalid fingerprint '${v}' (expected 64 hex digits, the SHA-256 of the monitor certificate)`)
+  const f = parseFingerprintText(v)
+  if (f === undefined) throw new UsageError(`invalid fingerprint '${v}' (expected 64 hex digits, the SHA-256 of the monitor certificate)`)
   return f
 }
 

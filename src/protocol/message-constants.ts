@@ -17,15 +17,10 @@ export const LIMITS = Object.freeze({
   maxAttemptsMax: 10,
 })
 
-/** Application error codes (SPEC.md, "Errors"). */
-export const ErrorCode = Object.freeze({
-  OK: 0,
-  PROTOCOL_ERROR: 1,
-  UNAUTHORIZED: 2,
-  UNSUPPORTED_MESSAGE: 3,
-  CONFLICT: 4,
-  INTERNAL_ERROR: 5,
-} as const)
+import { AppErrorCode } from '../base/codes.js'
+
+/** Application error codes (SPEC.md, "Errors"): the same table as `AppErrorCode`. */
+export const ErrorCode = AppErrorCode
 export type ErrorName = Exclude<keyof typeof ErrorCode, 'OK'>
 export const ERROR_NAMES: readonly ErrorName[] = ['PROTOCOL_ERROR', 'UNAUTHORIZED', 'UNSUPPORTED_MESSAGE', 'CONFLICT', 'INTERNAL_ERROR']
 

@@ -4,17 +4,18 @@
 // library's import loads neither TypeBox nor Ajv) and the published JSON Schema
 // (schema/messages.schema.json). Importable as `cribcall-quic/schemas`.
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { DEVICE_ID_PATTERN, FINGERPRINT_PATTERN } from '../base/formats.js'
 import { ERROR_NAMES, LIMITS, MESSAGE_TYPES as MESSAGE_TYPE_LIST, type MessageType } from './message-constants.js'
 
 const MAX_SAFE = Number.MAX_SAFE_INTEGER
 
 /** A device id: an RFC 4122 UUID in textual form. */
 export const DeviceId = Type.String({
-  pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
+  pattern: DEVICE_ID_PATTERN,
   description: 'UUID (8-4-4-4-12 hex digits)',
 })
 /** SHA-256 of a certificate's DER, 64 lowercase hex digits. */
-export const Fingerprint = Type.String({ pattern: '^[0-9a-f]{64}$', description: 'SHA-256 of the certificate DER, lowercase hex' })
+export const Fingerprint = Type.String({ pattern: FINGERPRINT_PATTERN, description: 'SHA-256 of the certificate DER, lowercase hex' })
 const Name = Type.String({ minLength: 1, maxLength: LIMITS.nameMax })
 const PublicKey = Type.String({
   minLength: 4,

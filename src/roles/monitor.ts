@@ -12,7 +12,7 @@ import { checkNoiseOptions, NoiseFanout, type NoiseBroadcastReport } from './noi
 import { Endpoint, type EndpointOptions } from '../transport/endpoint.js'
 import type { Connection } from '../transport/connection.js'
 import { TypedEmitter } from '../transport/emitter.js'
-import { CribcallError, InvalidArgumentError } from '../transport/errors.js'
+import { CribcallError, HandlerError, InvalidArgumentError } from '../transport/errors.js'
 import type { Identity } from '../transport/identity.js'
 
 export interface MonitorOptions {
@@ -301,7 +301,7 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
 
   #emit<K extends keyof MonitorEvents>(event: K, args: MonitorEvents[K]): void {
     this.emitSafe(event, args, (failure) =>
-      this.#error(new CribcallError('ERR_HANDLER', `a '${String(event)}' listener failed: ${String(failure)}`, { cause: failure })),
+      this.#error(new HandlerError(String(event), failure)),
     )
   }
 
@@ -462,7 +462,7 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
     try {
       return (await approve({ ...info, signal: AbortSignal.any([gone.signal, w.closing.signal]) })) === true
     } catch (e) {
-      this.#error(new CribcallError('ERR_HANDLER', `approve() failed: ${String(e)}`, { cause: e }))
+      this.#error(new HandlerError('approve', e))
       return false
     } finally {
       channel.off('close', onClose)
@@ -583,7 +583,7 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
       try {
         onPin(pin, publicInfo)
       } catch (e) {
-        this.#error(new CribcallError('ERR_HANDLER', `onPin failed: ${String(e)}`, { cause: e }))
+        this.#error(new HandlerError('onPin', e))
       }
     }
     this.#safeSend(channel, {

@@ -3,6 +3,7 @@
 // against concurrent writers in other processes).
 import { promises as fs, watch } from 'node:fs'
 import path from 'node:path'
+import { FINGERPRINT_RE as FP_RE, STORED_DEVICE_ID_RE as UUID_RE } from '../base/formats.js'
 import { TypedEmitter } from '../transport/emitter.js'
 import { CribcallError, InvalidArgumentError } from '../transport/errors.js'
 import { ensurePrivateDir, withFileLock, writeFileAtomic } from './fs-atomic.js'
@@ -52,8 +53,6 @@ export class TrustStoreError extends CribcallError {
   }
 }
 
-const FP_RE = /^[0-9a-f]{64}$/
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 const B64_RE = /^[A-Za-z0-9+/]+={0,2}$/
 
 /** Validates one entry; returns a frozen copy with only the known members. */

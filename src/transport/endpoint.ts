@@ -11,6 +11,7 @@ import {
   type CloseInfo,
   type ConnectionOwner,
 } from './connection.js'
+import { isFingerprint } from '../base/formats.js'
 import { TypedEmitter } from './emitter.js'
 import {
   AbortError,
@@ -140,7 +141,6 @@ export type EndpointEvents = {
 /** How long close() waits for the native 'closed' event after the native close resolved. */
 const CLOSED_EVENT_GRACE_MS = 2000
 
-const FINGERPRINT_RE = /^[0-9a-f]{64}$/
 
 interface PendingConnect {
   settle(result: Connection | CribcallError): void
@@ -180,7 +180,7 @@ function checkSignal(signal: unknown): asserts signal is AbortSignal | undefined
 
 function normalizeFingerprint(value: unknown, name: string): string {
   const fp = typeof value === 'string' ? value.toLowerCase() : ''
-  if (!FINGERPRINT_RE.test(fp)) {
+  if (!isFingerprint(fp)) {
     throw new InvalidArgumentError(`${name} must be 64 hexadecimal characters (SHA-256), got ${describe(value)}`)
   }
   return fp

@@ -8,16 +8,7 @@
  * `errorCode`) are turned into these classes.
  */
 
-/** QUIC application error codes of the CribCall control channel (CONNECTION_CLOSE codes). */
-export const AppErrorCode = {
-  OK: 0,
-  PROTOCOL_ERROR: 1,
-  UNAUTHORIZED: 2,
-  UNSUPPORTED_MESSAGE: 3,
-  CONFLICT: 4,
-  INTERNAL_ERROR: 5,
-} as const
-export type AppErrorCode = (typeof AppErrorCode)[keyof typeof AppErrorCode]
+export { AppErrorCode } from '../base/codes.js'
 
 export class CribcallError extends Error {
   readonly code: string
@@ -174,8 +165,9 @@ export class IdleTimeoutError extends CribcallError {
 }
 
 /**
- * A user-supplied event listener threw or returned a rejected promise. `cause` is what
- * it threw; `event` is the name of the event it was listening to.
+ * A user-supplied event listener or callback threw or returned a rejected promise.
+ * `cause` is what it threw; `event` is the name of the event it was listening to, or
+ * of the callback (`approve`, `onPin`).
  */
 export class HandlerError extends CribcallError {
   readonly event: string

@@ -2,6 +2,7 @@
 // monitor. Loaded by the monitor command with a dynamic import, only when --web is
 // given: library users and the other commands never load it.
 import QRCode from 'qrcode'
+import { isStoredDeviceId } from '../../base/formats.js'
 import type { Approvals } from '../approvals.js'
 import type { Monitor, NoiseBroadcastReport, PairingRequestInfo, PinSessionInfo } from '../../index.js'
 import { ConsoleAuth, isLoopbackAddress, newToken } from './auth.js'
@@ -41,7 +42,6 @@ export interface WebConsole {
 
 /** Longest pairing window the console opens (a day). */
 const MAX_MINUTES = 24 * 60
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 function urlHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host
@@ -79,7 +79,7 @@ function actionsFor(o: WebConsoleOptions, state: ConsoleState): ConsoleActions {
     },
     async revoke(deviceId) {
       const id = deviceId.toLowerCase()
-      const entry = UUID_RE.test(id) ? monitor.trustStore.get(id) : undefined
+      const entry = isStoredDeviceId(id) ? monitor.trustStore.get(id) : undefined
       if (entry === undefined || entry.role !== 'listener') throw new HttpError(404, `no paired listener ${deviceId}`)
       if ((await monitor.revoke(id)) === undefined) throw new HttpError(404, `no paired listener ${deviceId}`)
     },
