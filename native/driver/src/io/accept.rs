@@ -1,0 +1,308 @@
+//! Admission of new connections: server-side acceptance of Initials (version
+//! negotiation, Retry, refusal when full, eviction of the oldest half-open
+//! handshake) and the client-side `connect`.
+
+use super::{base_quiche_config, Io};
+use crate::conn::{Conn, ConnInit, CONNECTION_REFUSED};
+use crate::retry::TokenError;
+use crate::{ConnectFailure, Event};
+use cribcall_core::limits;
+use cribcall_core::tls::{self, PinRecord};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+impl Io {
+    /// A datagram for no known connection: maybe a new client. In order:
+    /// version (negotiation only for full-size datagrams, rate-limited), size,
+    /// address validation (Retry above the half-open threshold; a token that
+    /// is ours but invalid drops the datagram), capacity (a full endpoint
+    /// refuses with CONNECTION_REFUSED; a full half-open table gives up its
+    /// oldest handshake).
+    pub(super) fn accept(
+        &mut self,
+        hdr: &quiche::Header<'_>,
+        from: SocketAddr,
+        len: usize,
+    ) -> Option<u32> {
+        if hdr.ty != quiche::Type::Initial
+            || self.shutting_down
+            || !self.shared.listening.load(Ordering::Acquire)
+        {
+            return None;
+        }
+        // RFC 9000 §14.1: a client Initial is at least 1200 bytes, and
+        // §5.2.2: a server drops smaller datagrams, VN included.
+        if len < 1200 {
+            return None;
+        }
+        let now = Instant::now();
+        if !quiche::version_is_supported(hdr.version) {
+            if self.unsolicited_budget.allow(now) {
+                if let Ok(n) = quiche::negotiate_version(&hdr.scid, &hdr.dcid, &mut self.send_buf) {
+                    let pkt = self.send_buf[..n].to_vec();
+                    self.count_unsolicited();
+                    self.send_datagram(&pkt, from);
+                }
+            }
+            return None;
+        }
+        let odcid = match hdr.token.as_deref().filter(|t| !t.is_empty()) {
+            None => None,
+            Some(token) => match self.retry_tokens.validate(token, &from, now) {
+                Ok(odcid) => Some(quiche::ConnectionId::from_vec(odcid)),
+                Err(TokenError::Foreign) => None,
+                Err(e) => {
+                    debug_log!("Initial from {from} dropped: retry token {e:?}");
+                    self.shared
+                        .stats
+                        .invalid_tokens
+                        .fetch_add(1, Ordering::Relaxed);
+                    return None;
+                }
+            },
+        };
+        if odcid.is_none() && self.retry_wanted() {
+            self.send_retry(hdr, from, now);
+            return None;
+        }
+        if self.conns.len() >= self.config.max_connections {
+            self.refuse(from, len, now);
+            return None;
+        }
+        if self.half_open >= self.config.max_half_open {
+            self.evict_oldest_half_open();
+        }
+        // After a Retry the client addresses us with the connection ID we
+        // chose in it; else we choose one now.
+        let scid = match &odcid {
+            Some(_) => hdr.dcid.clone().into_owned(),
+            None => self.new_cid().ok()?,
+        };
+        self.server_config
+            .set_stateless_reset_token(Some(self.reset_key.token(&scid)));
+        let mut q = quiche::accept(
+            &scid,
+            odcid.as_ref(),
+            self.local,
+            from,
+            &mut self.server_config,
+        )
+        .ok()?;
+        self.attach_keylog(&mut q, true);
+        let conn_id = self.shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
+        debug_log!(
+            "conn {conn_id}: incoming handshake from {from}{}",
+            if odcid.is_some() {
+                " (address validated by Retry)"
+            } else {
+                ""
+            }
+        );
+        let mut cids = vec![scid.clone()];
+        self.cid_map.insert(scid, conn_id);
+        if odcid.is_none() {
+            let first_dcid = hdr.dcid.clone().into_owned();
+            self.cid_map.insert(first_dcid.clone(), conn_id);
+            cids.push(first_dcid);
+        }
+        let conn = Conn::new(ConnInit {
+            id: conn_id,
+            q,
+            is_server: true,
+            now,
+            handshake_timeout: self.config.handshake_timeout,
+            max_frame_payload: self.config.max_frame_payload,
+            pin_record: None,
+            cids,
+            shared: self.conn_shared(conn_id),
+            remote: from,
+        });
+        self.conns.insert(conn_id, conn);
+        self.sched.mark(conn_id);
+        self.half_open += 1;
+        self.half_open_order.push_back(conn_id);
+        self.publish_half_open();
+        self.shared
+            .stats
+            .handshakes_started
+            .fetch_add(1, Ordering::Relaxed);
+        Some(conn_id)
+    }
+
+    fn retry_wanted(&self) -> bool {
+        self.config
+            .retry_threshold
+            .is_some_and(|t| self.half_open >= t)
+    }
+
+    pub(super) fn count_unsolicited(&self) {
+        self.shared
+            .stats
+            .unsolicited_replies
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn publish_half_open(&self) {
+        self.shared
+            .stats
+            .half_open
+            .store(self.half_open, Ordering::Relaxed);
+    }
+
+    /// Answers an Initial with a Retry carrying a token for this address.
+    fn send_retry(&mut self, hdr: &quiche::Header<'_>, from: SocketAddr, now: Instant) {
+        if !self.retry_budget.allow(now) {
+            return;
+        }
+        let Ok(new_scid) = self.new_cid() else {
+            return;
+        };
+        let token = self.retry_tokens.mint(&from, &hdr.dcid, now);
+        if let Ok(n) = quiche::retry(
+            &hdr.scid,
+            &hdr.dcid,
+            &new_scid,
+            &token,
+            hdr.version,
+            &mut self.send_buf,
+        ) {
+            let pkt = self.send_buf[..n].to_vec();
+            self.shared
+                .stats
+                .handshakes_retried
+                .fetch_add(1, Ordering::Relaxed);
+            self.count_unsolicited();
+            self.send_datagram(&pkt, from);
+        }
+    }
+
+    /// A full endpoint answers a new client at once with CONNECTION_CLOSE
+    /// (CONNECTION_REFUSED), so it does not wait for its handshake timeout.
+    /// Rate-limited like every unsolicited reply; nothing is kept.
+    fn refuse(&mut self, from: SocketAddr, len: usize, now: Instant) {
+        self.shared
+            .stats
+            .handshakes_refused
+            .fetch_add(1, Ordering::Relaxed);
+        if !self.unsolicited_budget.allow(now) {
+            return;
+        }
+        let Ok(scid) = self.new_cid() else {
+            return;
+        };
+        let Ok(mut q) = quiche::accept(&scid, None, self.local, from, &mut self.server_config)
+        else {
+            return;
+        };
+        let info = quiche::RecvInfo {
+            from,
+            to: self.local,
+        };
+        if let Err(e) = q.recv(&mut self.recv_buf[..len], info) {
+            debug_log!("refusing {from}: {e}");
+        }
+        debug_log!("refused {from}: maxConnections reached");
+        self.count_unsolicited();
+        let mut out = vec![0u8; limits::MAX_SEND_UDP_PAYLOAD];
+        // quiche closes a handshake in progress only once its first flight
+        // is out (closing earlier fails to seal): send the flight, then the
+        // close, within the anti-amplification limit.
+        for closing in [false, true] {
+            if closing {
+                let _ = q.close(false, CONNECTION_REFUSED, b"too many connections");
+            }
+            while let Ok((n, to)) = q.send(&mut out).map(|(n, i)| (n, i.to)) {
+                self.send_datagram(&out[..n], to);
+            }
+        }
+    }
+
+    /// Gives up the oldest handshake still in progress (without a word: it
+    /// was never admitted), to make room for a new one.
+    fn evict_oldest_half_open(&mut self) {
+        while let Some(id) = self.half_open_order.pop_front() {
+            if self.conns.get(&id).is_some_and(|c| c.half_open) {
+                self.forget(id);
+                self.shared
+                    .stats
+                    .handshakes_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
+    }
+
+    pub(super) fn connect(&mut self, conn_id: u32, addr: SocketAddr, fingerprint: [u8; 32]) {
+        let fail = |io: &mut Io, message: String| {
+            io.unregister(conn_id);
+            io.events.push(Event::ConnectFailed {
+                conn_id,
+                failure: ConnectFailure {
+                    code: "ERR_HANDSHAKE_FAILED",
+                    message,
+                    expected: None,
+                    actual: None,
+                },
+            });
+        };
+        if self.shutting_down {
+            self.unregister(conn_id);
+            self.events.push(Event::ConnectFailed {
+                conn_id,
+                failure: ConnectFailure {
+                    code: "ERR_ENDPOINT_CLOSED",
+                    message: "the endpoint is closing".into(),
+                    expected: None,
+                    actual: None,
+                },
+            });
+            return;
+        }
+        if self.conns.len() >= self.config.max_connections {
+            return fail(
+                self,
+                format!(
+                    "too many connections (maxConnections = {})",
+                    self.config.max_connections
+                ),
+            );
+        }
+        let record: PinRecord = Arc::default();
+        let builder = match tls::client_context(self.credentials(), fingerprint, record.clone()) {
+            Ok(b) => b,
+            Err(e) => return fail(self, e.to_string()),
+        };
+        let mut cfg = match base_quiche_config(builder, &self.config, false) {
+            Ok(c) => c,
+            Err(e) => return fail(self, e.to_string()),
+        };
+        let scid = match self.new_cid() {
+            Ok(c) => c,
+            Err(e) => return fail(self, e.to_string()),
+        };
+        // No SNI: the pin, not a name, identifies the monitor.
+        let mut q = match quiche::connect(None, &scid, self.local, addr, &mut cfg) {
+            Ok(q) => q,
+            Err(e) => return fail(self, format!("quiche connect: {e}")),
+        };
+        self.attach_keylog(&mut q, false);
+        debug_log!("conn {conn_id}: connecting to {addr}");
+        self.cid_map.insert(scid.clone(), conn_id);
+        let conn = Conn::new(ConnInit {
+            id: conn_id,
+            q,
+            is_server: false,
+            now: Instant::now(),
+            handshake_timeout: self.config.handshake_timeout,
+            max_frame_payload: self.config.max_frame_payload,
+            pin_record: Some(record),
+            cids: vec![scid],
+            shared: self.conn_shared(conn_id),
+            remote: addr,
+        });
+        self.conns.insert(conn_id, conn);
+        self.sched.mark(conn_id);
+    }
+}

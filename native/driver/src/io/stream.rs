@@ -1,0 +1,314 @@
+//! The owner's commands and the control stream: draining the command
+//! channel, queueing frames, starting shutdown, admitting and reporting a
+//! connection once its handshake completes, and reading/writing stream 0.
+
+use super::lifecycle::recount_pairing_only;
+use super::Io;
+use crate::conn::{Chunk, OutChunk, CONTROL_STREAM};
+use crate::{Command, Event};
+use cribcall_core::codes;
+use cribcall_core::identity::fingerprint_hex;
+use cribcall_core::tls;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long a close waits for the frames queued before it.
+const CLOSE_FLUSH_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Bytes read from one connection per loop turn, so a fast peer cannot
+/// starve the others and a congested owner is noticed within one turn.
+const READ_BUDGET_PER_TURN: usize = 256 * 1024;
+
+impl Io {
+    pub(super) fn drain_commands(&mut self) {
+        self.shared.wake_pending.store(false, Ordering::Release);
+        loop {
+            let cmd = match self.rx.try_recv() {
+                Ok(c) => c,
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    // The handle is gone: nobody can close us any more.
+                    self.begin_shutdown();
+                    break;
+                }
+            };
+            match cmd {
+                Command::Connect {
+                    conn_id,
+                    addr,
+                    fingerprint,
+                } => self.connect(conn_id, addr, fingerprint),
+                Command::Send { conn_id, frame } => {
+                    self.enqueue(conn_id, Chunk::Owned(frame));
+                }
+                Command::Broadcast { conn_ids, frame } => {
+                    for id in conn_ids {
+                        self.enqueue(id, Chunk::Shared(frame.clone()));
+                    }
+                }
+                Command::Close {
+                    conn_id,
+                    code,
+                    reason,
+                } => {
+                    self.sched.mark(conn_id);
+                    if let Some(c) = self.conns.get_mut(&conn_id) {
+                        if c.outq.is_empty() || !c.reported {
+                            c.app_close(code, &reason, None);
+                        } else if c.pending_close.is_none() {
+                            // Let the frames queued before this close go first.
+                            c.pending_close =
+                                Some((code, reason, Instant::now() + CLOSE_FLUSH_DEADLINE));
+                        }
+                    }
+                }
+                Command::Shutdown => self.begin_shutdown(),
+                Command::Panic => panic!("panic injected by a test"),
+            }
+        }
+    }
+
+    fn enqueue(&mut self, conn_id: u32, chunk: Chunk) {
+        match self.conns.get_mut(&conn_id) {
+            Some(c) if c.local_close.is_none() && c.pending_close.is_none() && !c.q.is_closed() => {
+                c.outq.push_back(OutChunk { chunk, offset: 0 });
+                self.sched.mark(conn_id);
+            }
+            Some(c) => {
+                let n = chunk.bytes().len();
+                let _ = c
+                    .shared
+                    .queued
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                        Some(q.saturating_sub(n))
+                    });
+            }
+            None => {}
+        }
+    }
+
+    fn begin_shutdown(&mut self) {
+        if self.shutting_down {
+            return;
+        }
+        self.shutting_down = true;
+        self.shared.listening.store(false, Ordering::Release);
+        for c in self.conns.values_mut() {
+            c.app_close(codes::OK, "endpoint closed", None);
+            self.sched.mark(c.id);
+        }
+    }
+
+    /// Admission after the handshake, then 'connection' / 'connected'.
+    pub(super) fn report_ready(&mut self, id: u32) {
+        let now = Instant::now();
+        let max_pairing = self.config.max_pairing_connections;
+        let pairing_deadline = self.config.pairing_deadline;
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if c.half_open {
+            c.half_open = false;
+            self.half_open -= 1;
+        }
+        self.shared
+            .stats
+            .half_open
+            .store(self.half_open, Ordering::Relaxed);
+        if c.q.application_proto() != tls::ALPN {
+            c.app_close(codes::PROTOCOL_ERROR, "ALPN mismatch", None);
+            return;
+        }
+        let Some(peer) = c.q.peer_cert() else {
+            c.app_close(codes::PROTOCOL_ERROR, "no peer certificate", None);
+            return;
+        };
+        let fp = fingerprint_hex(peer);
+        let fpb = cribcall_core::identity::fingerprint_bytes(peer);
+        let peer_cert = peer.to_vec();
+        c.peer_fp = Some(fpb);
+        let known = c.is_server && self.shared.is_known(&fpb);
+        if c.is_server && !known {
+            if self.pairing_only >= max_pairing {
+                self.pairing_only = recount_pairing_only(&mut self.conns, &self.shared);
+            }
+            let Some(c) = self.conns.get_mut(&id) else {
+                return;
+            };
+            if self.pairing_only >= max_pairing {
+                // Closed before HANDSHAKE_DONE goes out: the client sees a
+                // failed handshake (code 5, busy), never a connection.
+                debug_log!("conn {id}: refused: {max_pairing} pairing-only connections already");
+                c.app_close(
+                    codes::INTERNAL_ERROR,
+                    "busy: too many pairing connections",
+                    None,
+                );
+                self.shared
+                    .stats
+                    .handshakes_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            c.pairing_only = true;
+            c.pairing_deadline = Some(now + pairing_deadline);
+            self.pairing_only += 1;
+        }
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        debug_log!(
+            "conn {id}: {} with {} (peer {})",
+            if c.is_server { "accepted" } else { "connected" },
+            c.remote,
+            &fp[..16]
+        );
+        c.reported = true;
+        self.shared
+            .stats
+            .connections
+            .fetch_add(1, Ordering::Relaxed);
+        let event = if c.is_server {
+            Event::Connection {
+                conn_id: id,
+                peer_fingerprint: fp,
+                peer_cert,
+                peer_known: known,
+                remote: c.remote,
+            }
+        } else {
+            Event::Connected {
+                conn_id: id,
+                peer_fingerprint: fp,
+                peer_cert,
+                remote: c.remote,
+            }
+        };
+        self.events.push(event);
+    }
+
+    /// Reads stream 0 within the turn's budget and decodes its frames.
+    pub(super) fn read_control_stream(&mut self, id: u32) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let mut budget = READ_BUDGET_PER_TURN;
+        while let Some(sid) = c.q.stream_readable_next() {
+            if sid != CONTROL_STREAM {
+                // Cannot happen within our stream limits; refuse anything else.
+                c.app_close(codes::PROTOCOL_ERROR, "only stream 0 is allowed", None);
+                return;
+            }
+            c.stream_open = true;
+            while budget > 0 {
+                let (n, fin) = match c.q.stream_recv(sid, &mut self.read_buf) {
+                    Ok(v) => v,
+                    Err(quiche::Error::Done) => break,
+                    Err(quiche::Error::StreamReset(_)) => {
+                        c.app_close(
+                            codes::PROTOCOL_ERROR,
+                            "control stream reset by the peer",
+                            None,
+                        );
+                        return;
+                    }
+                    Err(_) => break,
+                };
+                budget = budget.saturating_sub(n);
+                self.shared
+                    .stats
+                    .stream_bytes_received
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                let events = &mut self.events;
+                let stats = &self.shared.stats;
+                let res = c.decoder.push(&self.read_buf[..n], |payload| {
+                    stats.frames_received.fetch_add(1, Ordering::Relaxed);
+                    events.push(Event::Frame {
+                        conn_id: id,
+                        payload,
+                    });
+                });
+                if let Err(e) = res {
+                    c.app_close(codes::PROTOCOL_ERROR, &e.to_string(), None);
+                    return;
+                }
+                // A frame that has begun must complete within the frame timeout.
+                if c.decoder.is_idle() {
+                    c.frame_started = None;
+                } else if c.frame_started.is_none() {
+                    c.frame_started = Some(Instant::now());
+                }
+                if fin {
+                    if c.decoder.is_idle() {
+                        c.app_close(codes::OK, "control stream finished by the peer", None);
+                    } else {
+                        c.app_close(
+                            codes::PROTOCOL_ERROR,
+                            "control stream ended inside a frame",
+                            None,
+                        );
+                    }
+                    return;
+                }
+            }
+            if budget == 0 {
+                self.more_to_read = true;
+                self.sched.mark(id); // the rest next turn
+                break;
+            }
+        }
+    }
+
+    /// Moves queued frames into quiche's stream buffer as capacity allows.
+    pub(super) fn write_stream(&mut self, id: u32) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if !c.reported || !c.stream_open || c.local_close.is_some() || c.q.is_closed() {
+            return;
+        }
+        while let Some(front) = c.outq.front_mut() {
+            let bytes = &front.chunk.bytes()[front.offset..];
+            match c.q.stream_send(CONTROL_STREAM, bytes, false) {
+                Ok(n) => {
+                    self.shared
+                        .stats
+                        .stream_bytes_sent
+                        .fetch_add(n as u64, Ordering::Relaxed);
+                    front.offset += n;
+                    let _ =
+                        c.shared
+                            .queued
+                            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                                Some(q.saturating_sub(n))
+                            });
+                    if front.offset == front.chunk.bytes().len() {
+                        c.outq.pop_front();
+                        self.shared
+                            .stats
+                            .frames_sent
+                            .fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        break; // stream buffer full
+                    }
+                }
+                Err(quiche::Error::Done) => break,
+                Err(e) => {
+                    c.app_close(
+                        codes::INTERNAL_ERROR,
+                        &format!("control stream write failed: {e}"),
+                        None,
+                    );
+                    break;
+                }
+            }
+        }
+        if c.outq.is_empty()
+            && c.shared.queued.load(Ordering::Acquire) == 0
+            && c.shared.need_drain.swap(false, Ordering::AcqRel)
+        {
+            self.events.push(Event::Drain { conn_id: id });
+        }
+    }
+}
