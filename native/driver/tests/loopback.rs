@@ -572,3 +572,69 @@ fn bulk_transfer_arrives_whole_and_in_order_with_and_without_udp_offload() {
         );
     }
 }
+
+/// A fan-out to many connections behind one peer socket: the packets of
+/// different connections go out together (one GSO batch per destination), and
+/// every connection still gets every frame in order.
+#[test]
+fn broadcast_to_connections_behind_one_socket_batches_across_connections() {
+    const CONNS: usize = 20;
+    const FRAMES: u32 = 50;
+    let sid = generate_identity(KeyType::P256, None).unwrap();
+    let cid = generate_identity(KeyType::P256, None).unwrap();
+    let server = Ep::new(&sid);
+    // Known peers: unknown ones would be pairing-only connections, capped at 8.
+    server.handle.set_known_peers(&[&cid.fingerprint]).unwrap();
+    server.handle.listen(false);
+    let client = Ep::new(&cid);
+    let mut client_ids = Vec::new();
+    for _ in 0..CONNS {
+        let c = client
+            .handle
+            .connect(server.addr(), &sid.fingerprint)
+            .unwrap();
+        client.wait("connected", |e| matches!(e, Event::Connected { .. }));
+        // The client opens the stream: the server may write once it did.
+        client.handle.send(c, PING).unwrap();
+        client_ids.push(c);
+    }
+    // Each connection is reported, then its PING arrives (`wait` skips the rest).
+    let mut server_ids = Vec::new();
+    let mut pings = 0;
+    while server_ids.len() < CONNS || pings < CONNS {
+        match server.wait("connections and pings", |e| {
+            matches!(e, Event::Connection { .. } | Event::Frame { .. })
+        }) {
+            Event::Connection { conn_id, .. } => server_ids.push(conn_id),
+            _ => pings += 1,
+        }
+    }
+    let before = server.handle.stats();
+    for i in 0..FRAMES {
+        let mut frame = vec![0x5au8; 200];
+        frame[..4].copy_from_slice(&i.to_be_bytes());
+        assert_eq!(server.handle.broadcast(&server_ids, &frame).unwrap(), CONNS);
+    }
+    let mut next = std::collections::HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut got = 0;
+    while got < CONNS * FRAMES as usize {
+        match client.next(deadline) {
+            Some(Event::Frame { conn_id, payload }) => {
+                let n = next.entry(conn_id).or_insert(0u32);
+                assert_eq!(&payload[..4], &n.to_be_bytes(), "conn {conn_id}");
+                *n += 1;
+                got += 1;
+            }
+            Some(_) => {}
+            None => panic!("{got} of {} frames within 20 s", CONNS * FRAMES as usize),
+        }
+    }
+    let after = server.handle.stats();
+    let packets = after.packets_sent - before.packets_sent;
+    let calls = after.send_calls - before.send_calls;
+    println!("fan-out to {CONNS} connections: {packets} packets in {calls} send calls");
+    if cfg!(target_os = "linux") {
+        assert!(calls * 3 <= packets, "{packets} packets in {calls} calls");
+    }
+}

@@ -21,6 +21,7 @@ use cribcall_core::tls::{self, LocalCredentials};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 use ring::rand::{SecureRandom, SystemRandom};
+use send::Batch;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -78,6 +79,8 @@ pub struct Io {
     starved: HashSet<u32>,
     /// Connections whose flush the socket refused; retried when writable.
     blocked_ids: Vec<u32>,
+    /// The GSO batch being filled in `send_buf` during a flush.
+    batch: Batch,
 }
 
 /// `CRIBCALL_LOG=debug` (or `1`) prints connection lifecycle lines to stderr.
@@ -212,6 +215,7 @@ impl Io {
                 sched: Schedule::default(),
                 starved: HashSet::new(),
                 blocked_ids: Vec::new(),
+                batch: Batch::default(),
             },
             waker,
             local,
@@ -381,6 +385,7 @@ pub fn run(mut io: Io, mut sink: impl EventSink) {
             for &id in &ids {
                 io.flush_conn(id);
             }
+            io.finish_batch();
             io.reap(&ids);
             io.final_events("endpoint closed", "ERR_ENDPOINT_CLOSED");
         }

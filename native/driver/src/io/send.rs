@@ -11,6 +11,17 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+/// The GSO batch being filled in `send_buf`: packets of `segment` bytes (the
+/// last may be shorter) to one address. It may hold packets of several
+/// connections (a fan-out to connections behind one peer socket).
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Batch {
+    len: usize,
+    segment: usize,
+    count: usize,
+    to: Option<SocketAddr>,
+}
+
 impl Io {
     pub(super) fn flush(&mut self, ids: &[u32]) {
         for (k, &id) in ids.iter().enumerate() {
@@ -33,10 +44,12 @@ impl Io {
                 break;
             }
         }
+        self.finish_batch();
     }
 
-    /// Sends every packet quiche has for this connection, in GSO batches where
-    /// the socket takes them. False if the socket blocked.
+    /// Appends every packet quiche has for this connection to the batch,
+    /// sending it whenever it is full or the next packet does not fit it (the
+    /// caller sends the rest with `finish_batch`). False if the socket blocked.
     pub(super) fn flush_conn(&mut self, id: u32) -> bool {
         if !self.blocked.is_empty() {
             return false;
@@ -47,53 +60,67 @@ impl Io {
         } else {
             max
         };
-        // The batch being filled: bytes, segment size, packets, address.
-        let (mut len, mut segment, mut count, mut to) = (0usize, 0usize, 0usize, None);
         while let Some(c) = self.conns.get_mut(&id) {
-            let (n, info) = match c.q.send(&mut self.send_buf[len..len + max]) {
+            let b = self.batch;
+            let (n, info) = match c.q.send(&mut self.send_buf[b.len..b.len + max]) {
                 Ok(v) => v,
                 // Done, or quiche closed it (reaped below).
                 Err(_) => break,
             };
             c.last_send = Instant::now();
-            let fits = to == Some(info.to) && n <= segment;
-            if to.is_some() && !fits {
+            let fits = b.to == Some(info.to) && n <= b.segment;
+            if b.to.is_some() && !fits {
                 // Another address, or larger than the batch's segments: the
                 // batch goes out and this packet starts the next one.
-                if !self.send_batch(len, segment, count, to) {
+                if !self.send_batch(b) {
+                    self.batch = Batch::default();
                     self.blocked
-                        .push_back((self.send_buf[len..len + n].to_vec(), info.to, n));
+                        .push_back((self.send_buf[b.len..b.len + n].to_vec(), info.to, n));
                     return false;
                 }
-                self.send_buf.copy_within(len..len + n, 0);
-                (len, segment, count, to) = (0, 0, 0, None);
+                self.send_buf.copy_within(b.len..b.len + n, 0);
+                self.batch = Batch::default();
             }
-            if to.is_none() {
-                (segment, to) = (n, Some(info.to));
+            let b = &mut self.batch;
+            if b.to.is_none() {
+                (b.segment, b.to) = (n, Some(info.to));
             }
-            len += n;
-            count += 1;
+            b.len += n;
+            b.count += 1;
             // A shorter packet ends a batch (only the last segment may be short).
-            let full = n < segment || count == udp::MAX_SEGMENTS || len + max > room;
-            if full {
-                if !self.send_batch(len, segment, count, to) {
-                    return false;
-                }
-                (len, segment, count, to) = (0, 0, 0, None);
+            let full = n < b.segment || b.count == udp::MAX_SEGMENTS || b.len + max > room;
+            if full && !self.finish_batch() {
+                return false;
             }
         }
-        len == 0 || self.send_batch(len, segment, count, to)
+        true
     }
 
-    /// Sends `send_buf[..len]` (`count` packets of `segment` bytes, the last
-    /// maybe shorter) to `to`. False if the socket blocked (the batch is kept).
-    fn send_batch(
-        &mut self,
-        len: usize,
-        segment: usize,
-        count: usize,
-        to: Option<SocketAddr>,
-    ) -> bool {
+    /// Sends what the batch holds. False if the socket blocked (the batch is
+    /// kept in `blocked`).
+    pub(super) fn finish_batch(&mut self) -> bool {
+        let b = std::mem::take(&mut self.batch);
+        if b.len == 0 {
+            return true;
+        }
+        if let (false, Some(to)) = (self.blocked.is_empty(), b.to) {
+            // Datagrams wait already: this batch goes after them, in order.
+            self.blocked
+                .push_back((self.send_buf[..b.len].to_vec(), to, b.segment));
+            return false;
+        }
+        self.send_batch(b)
+    }
+
+    /// Sends the batch `b` from `send_buf`. False if the socket blocked (the
+    /// batch is kept in `blocked`).
+    fn send_batch(&mut self, b: Batch) -> bool {
+        let Batch {
+            len,
+            segment,
+            count,
+            to,
+        } = b;
         let Some(to) = to else {
             return true;
         };
