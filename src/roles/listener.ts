@@ -10,7 +10,7 @@ import type { TrustEntry, TrustStore } from '../store/trust-store.js'
 import { hostPort, parseHostPort, publicKeyOf } from './address.js'
 import { Endpoint, type EndpointOptions } from '../transport/endpoint.js'
 import { AbortError, CribcallError, InvalidArgumentError } from '../transport/errors.js'
-import type { Identity } from '../transport/identity.js'
+import { checkIdentity, type Identity } from '../transport/identity.js'
 import { ListenerChannel } from './listener-channel.js'
 import { NotPairedError, PairingFailedError, PairingRejectedError, nextOf, pinExchange, type GetPin } from './listener-pairing.js'
 import { resolveReconnectOptions, type ReconnectOptions, type ResolvedReconnectOptions } from './reconnect.js'
@@ -89,6 +89,7 @@ export class Listener extends ReportingEmitter<ListenerEvents> {
     super()
     if (options === null || typeof options !== 'object') throw new InvalidArgumentError('Listener options must be an object')
     if (options.trustStore === undefined) throw new InvalidArgumentError('trustStore is required')
+    checkIdentity(options.identity)
     this.identity = options.identity
     this.trustStore = options.trustStore
     this.name = options.name ?? 'Listener'

@@ -13,7 +13,7 @@ import { Endpoint, type EndpointOptions } from '../transport/endpoint.js'
 import type { Connection } from '../transport/connection.js'
 import { TypedEmitter } from '../transport/emitter.js'
 import { CribcallError, HandlerError, InvalidArgumentError } from '../transport/errors.js'
-import type { Identity } from '../transport/identity.js'
+import { checkIdentity, type Identity } from '../transport/identity.js'
 
 export interface MonitorOptions {
   readonly identity: Identity
@@ -157,6 +157,7 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
       throw new InvalidArgumentError('name must be 1–64 characters')
     }
     if (options.trustStore === undefined) throw new InvalidArgumentError('trustStore is required')
+    checkIdentity(options.identity)
     checkNoiseOptions(options)
     const endpoint = await Endpoint.bind({
       ...options.endpoint,

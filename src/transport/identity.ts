@@ -1,3 +1,4 @@
+import { DEVICE_ID_PATTERN, isFingerprint } from '../base/formats.js'
 import { InvalidArgumentError } from './errors.js'
 import * as native from './native.js'
 
@@ -67,3 +68,27 @@ export function fingerprintOf(cert: string | Uint8Array): string {
   }
   throw new InvalidArgumentError('cert must be a PEM string or DER bytes')
 }
+
+/**
+ * Checks that `identity` is a whole Identity (as generateIdentity or
+ * loadOrCreateIdentity return): a device id, certificate and key PEM, and a fingerprint
+ * that is the certificate's. Throws InvalidArgumentError naming what is wrong, so a
+ * bad identity fails where it is passed, not at the first connection.
+ */
+export function checkIdentity(identity: unknown, what = 'identity'): asserts identity is Identity {
+  if (identity === null || typeof identity !== 'object') throw new InvalidArgumentError(`${what} must be an Identity object (see generateIdentity)`)
+  const id = identity as Partial<Record<keyof Identity, unknown>>
+  if (typeof id.deviceId !== 'string' || !DEVICE_ID_RE.test(id.deviceId)) throw new InvalidArgumentError(`${what}.deviceId must be a UUID`)
+  if (typeof id.certPem !== 'string' || typeof id.keyPem !== 'string') throw new InvalidArgumentError(`${what} must have certPem and keyPem strings`)
+  if (!isFingerprint(id.fingerprint)) throw new InvalidArgumentError(`${what}.fingerprint must be 64 lowercase hex digits`)
+  if (typeof id.publicKey !== 'string' || id.publicKey.length === 0) throw new InvalidArgumentError(`${what}.publicKey must be the base64 SubjectPublicKeyInfo`)
+  let actual: string
+  try {
+    actual = native.fingerprintOf(id.certPem)
+  } catch (error) {
+    throw new InvalidArgumentError(`${what}.certPem is not a certificate`, { cause: error })
+  }
+  if (actual !== id.fingerprint) throw new InvalidArgumentError(`${what}.fingerprint is not the fingerprint of ${what}.certPem`)
+}
+
+const DEVICE_ID_RE = new RegExp(DEVICE_ID_PATTERN)
