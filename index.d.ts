@@ -30,6 +30,17 @@ export declare class NativeEndpoint {
   connect(host: string, portNumber: number, serverFingerprint: string): number
   /** Queues one frame; returns the bytes queued natively for this connection. */
   send(connId: number, payload: Uint8Array): number
+  /**
+   * Accepts one frame without sending it yet; `flush` sends what was
+   * accepted (any other call sends it first). Returns the bytes queued
+   * natively for this connection.
+   */
+  sendDeferred(connId: number, payload: Uint8Array): number
+  /**
+   * Sends the frames accepted by `sendDeferred`, from this thread when the
+   * IO thread is idle.
+   */
+  flush(): void
   /** Bytes accepted by `send` for this connection and not yet handed to QUIC. */
   queued(connId: number): number
   /** Test hook: queues raw bytes on the control stream without framing. */

@@ -398,6 +398,24 @@ impl NativeEndpoint {
             .map_err(js_err)
     }
 
+    /// Accepts one frame without sending it yet; `flush` sends what was
+    /// accepted (any other call sends it first). Returns the bytes queued
+    /// natively for this connection.
+    #[napi]
+    pub fn send_deferred(&self, conn_id: u32, payload: &[u8]) -> Result<u32, Code> {
+        self.handle
+            .send_deferred(conn_id, payload)
+            .map(|n| n.min(u32::MAX as usize) as u32)
+            .map_err(js_err)
+    }
+
+    /// Sends the frames accepted by `sendDeferred`, from this thread when the
+    /// IO thread is idle.
+    #[napi]
+    pub fn flush(&self) {
+        self.handle.flush();
+    }
+
     /// Bytes accepted by `send` for this connection and not yet handed to QUIC.
     #[napi]
     pub fn queued(&self, conn_id: u32) -> u32 {

@@ -218,6 +218,16 @@ export class Endpoint extends TypedEmitter<EndpointEvents> {
   /** Connections and pending connects have been finalized. */
   #finalized = false
   #closedEventSeen = false
+  #flushScheduled = false
+  readonly #flush = (): void => {
+    this.#flushScheduled = false
+    if (this.#finalized) return
+    try {
+      this.#native.flush()
+    } catch (error) {
+      this.#reportError(error instanceof CribcallError ? error : new InternalError('flush failed', { cause: error }))
+    }
+  }
   #notifyClosedEvent: (() => void) | undefined
   #closePromise: Promise<void> | undefined
   #detachSignal: (() => void) | undefined
@@ -294,7 +304,14 @@ export class Endpoint extends TypedEmitter<EndpointEvents> {
       endpoint: this,
       sendFrame: (connId, payload) => {
         if (this.#closing) throw new ConnectionClosedError('the endpoint is closing')
-        return this.#native.send(connId, payload)
+        // Frames sent in one tick go out together, at the end of it (one flush,
+        // shared packets), from this thread when the IO thread is idle.
+        const queued = this.#native.sendDeferred(connId, payload)
+        if (!this.#flushScheduled) {
+          this.#flushScheduled = true
+          queueMicrotask(this.#flush)
+        }
+        return queued
       },
       queuedBytes: (connId) => (this.#finalized ? 0 : this.#native.queued(connId)),
       closeConnection: (connId, code, reason) => {

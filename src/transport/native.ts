@@ -118,6 +118,15 @@ export class NativeEndpointHandle {
     return mapped(() => this.#ep.send(connId, payload))
   }
 
+  /** Accepts a frame; it goes out at the next flush() (or before any other call's effect). */
+  sendDeferred(connId: number, payload: Buffer): number {
+    return mapped(() => this.#ep.sendDeferred(connId, payload))
+  }
+
+  flush(): void {
+    mapped(() => this.#ep.flush())
+  }
+
   /** Bytes accepted by send() for the connection and not yet handed to QUIC (0 when unknown). */
   queued(connId: number): number {
     return mapped(() => this.#ep.queued(connId))

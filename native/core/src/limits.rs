@@ -60,3 +60,7 @@ pub const SOCKET_BUFFER: usize = 4 << 20;
 /// is signalled once the queue is empty again after a refusal or after it
 /// rose above this fraction (1/DRAIN_FRACTION) of max_send_buffer.
 pub const DRAIN_FRACTION: usize = 2;
+
+/// A flush of at most this many bytes is sent from the owner's thread when the
+/// IO thread is idle (one hand-off less per message); more goes to the IO thread.
+pub const INLINE_SEND_MAX_BYTES: usize = 64 * 1024;

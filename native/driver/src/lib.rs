@@ -25,6 +25,7 @@ use cribcall_core::tls::{AdmissionPolicy, LocalCredentials, ServerTlsCounters, S
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
@@ -254,6 +255,7 @@ pub struct Stats {
     pub packets_sent: AtomicU64,
     pub send_calls: AtomicU64,
     pub recv_calls: AtomicU64,
+    pub inline_flushes: AtomicU64,
 }
 
 /// A plain copy of [`Stats`].
@@ -291,6 +293,8 @@ pub struct StatsSnapshot {
     pub send_calls: u64,
     /// System calls that received packets (fewer than packets with GRO).
     pub recv_calls: u64,
+    /// Flushes whose frames went onto the wire from the owner's thread.
+    pub inline_flushes: u64,
 }
 
 /// Events and payload bytes handed to the owner and not yet processed by it.
@@ -379,6 +383,9 @@ pub(crate) struct Shared {
     waker: Mutex<Option<mio::Waker>>,
     wake_pending: AtomicBool,
     paused: AtomicBool,
+    /// A send on the owner's thread panicked inside the IO state: the IO
+    /// thread ends the endpoint (ERR_INTERNAL) at its next turn.
+    inline_panicked: AtomicBool,
     next_conn_id: AtomicU32,
     closed: AtomicBool,
 }
@@ -386,6 +393,13 @@ pub(crate) struct Shared {
 /// The owner's side of an endpoint.
 pub struct EndpointHandle {
     shared: Arc<Shared>,
+    /// The IO state, locked by the IO thread for each loop turn and by
+    /// `send` when it can put a frame on the wire itself. The IO thread holds
+    /// the only strong reference: its exit drops the state (closing the
+    /// socket at once, so the port can be bound again).
+    core: std::sync::Weak<Mutex<io::Io>>,
+    /// Frames accepted by `send_deferred` and not flushed yet, in order.
+    outbox: Mutex<Vec<(u32, Vec<u8>)>>,
     tx: mpsc::Sender<Command>,
     local: SocketAddr,
     max_frame_payload: usize,
@@ -433,21 +447,26 @@ impl EndpointHandle {
             waker: Mutex::new(None),
             wake_pending: AtomicBool::new(false),
             paused: AtomicBool::new(false),
+            inline_panicked: AtomicBool::new(false),
             next_conn_id: AtomicU32::new(1),
             closed: AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::channel();
-        let (io, waker, local) = io::Io::new(config.clone(), shared.clone(), rx)?;
+        let (io, poll, waker, local) = io::Io::new(config.clone(), shared.clone(), rx)?;
+        let thread_core = Arc::new(Mutex::new(io));
+        let core = Arc::downgrade(&thread_core);
         *lock(&shared.waker) = Some(waker);
         let sink = make_sink(Releaser {
             shared: shared.clone(),
         });
         let thread = std::thread::Builder::new()
             .name(format!("cribcall-io {local}"))
-            .spawn(move || io::run(io, sink))
+            .spawn(move || io::run(thread_core, poll, sink))
             .map_err(|e| DriverError::Bind(format!("cannot start the IO thread: {e}")))?;
         Ok(EndpointHandle {
             shared,
+            core,
+            outbox: Mutex::new(Vec::new()),
             tx,
             local,
             max_frame_payload: config.max_frame_payload,
@@ -471,6 +490,8 @@ impl EndpointHandle {
         if self.shared.closed.load(Ordering::Acquire) {
             return Err(DriverError::Closed);
         }
+        // Frames accepted before this command go first.
+        self.queue_outbox();
         self.tx.send(cmd).map_err(|_| DriverError::Closed)?;
         self.wake();
         Ok(())
@@ -578,19 +599,91 @@ impl EndpointHandle {
         }
     }
 
-    /// Queues one frame. Returns the bytes now queued natively for the connection.
-    /// A refused frame is not copied.
+    /// Sends one frame at once (`send_deferred` + `flush`). Returns the bytes
+    /// now queued natively for the connection. A refused frame is not copied.
     pub fn send(&self, conn_id: u32, payload: &[u8]) -> Result<usize, DriverError> {
+        let queued = self.send_deferred(conn_id, payload)?;
+        self.flush();
+        Ok(queued)
+    }
+
+    /// Accepts one frame into the outbox without waking anyone; it goes out at
+    /// the next [`flush`](Self::flush) (or before any other command, so the
+    /// order of everything the owner asked for is kept). An owner that sends
+    /// several frames in one go (a JavaScript tick) flushes once after them,
+    /// so they share packets. Returns the bytes now queued natively for the
+    /// connection; a refused frame is not copied.
+    pub fn send_deferred(&self, conn_id: u32, payload: &[u8]) -> Result<usize, DriverError> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(DriverError::Closed);
+        }
         let header = framing::frame_header(payload.len(), self.max_frame_payload)
             .map_err(DriverError::Frame)?;
         let len = framing::HEADER_LEN + payload.len();
         self.reserve(conn_id, len)?;
         let frame = framing::encode_frame_with_header(&header, payload);
-        if let Err(e) = self.command(Command::Send { conn_id, frame }) {
-            self.unreserve(conn_id, len);
-            return Err(e);
-        }
+        lock(&self.outbox).push((conn_id, frame));
         Ok(self.queued(conn_id))
+    }
+
+    /// Sends what the outbox holds. When the IO thread is not busy (its lock
+    /// is free) and no command of ours waits for it, the frames go onto the
+    /// wire from the calling thread: one thread hand-off and one wake-up less
+    /// on the way out. Otherwise they are queued for the IO thread.
+    pub fn flush(&self) {
+        let frames = std::mem::take(&mut *lock(&self.outbox));
+        if frames.is_empty() {
+            return;
+        }
+        let frames = match self.flush_inline(frames) {
+            None => return,
+            Some(frames) => frames,
+        };
+        for (conn_id, frame) in frames {
+            let len = frame.len();
+            if self.tx.send(Command::Send { conn_id, frame }).is_err() {
+                self.unreserve(conn_id, len);
+            }
+        }
+        self.wake();
+    }
+
+    /// The inline part of `flush`; gives the frames back when they must be queued.
+    fn flush_inline(&self, frames: Vec<(u32, Vec<u8>)>) -> Option<Vec<(u32, Vec<u8>)>> {
+        // Bulk goes to the IO thread, which sends it while the owner produces
+        // more; the owner's thread only takes what is quick to send.
+        let bytes: usize = frames.iter().map(|(_, f)| f.len()).sum();
+        if bytes > limits::INLINE_SEND_MAX_BYTES
+            || self.shared.wake_pending.load(Ordering::Acquire)
+            || self.shared.closed.load(Ordering::Acquire)
+        {
+            return Some(frames);
+        }
+        let Some(core) = self.core.upgrade() else {
+            return Some(frames);
+        };
+        let Ok(mut io) = core.try_lock() else {
+            return Some(frames);
+        };
+        match catch_unwind(AssertUnwindSafe(|| io.send_inline(frames))) {
+            Ok(wake) => {
+                drop(io);
+                self.shared
+                    .stats
+                    .inline_flushes
+                    .fetch_add(1, Ordering::Relaxed);
+                if wake {
+                    self.wake();
+                }
+            }
+            Err(_) => {
+                // The IO state may be half-updated: the endpoint ends.
+                self.shared.inline_panicked.store(true, Ordering::Release);
+                drop(io);
+                self.shared.wake_now();
+            }
+        }
+        None
     }
 
     /// Queues bytes on the control stream exactly as given, without framing
@@ -680,6 +773,7 @@ impl EndpointHandle {
             packets_sent: s.packets_sent.load(Ordering::Relaxed),
             send_calls: s.send_calls.load(Ordering::Relaxed),
             recv_calls: s.recv_calls.load(Ordering::Relaxed),
+            inline_flushes: s.inline_flushes.load(Ordering::Relaxed),
         }
     }
 
@@ -695,9 +789,20 @@ impl EndpointHandle {
         }
     }
 
+    /// Moves the outbox onto the command queue (without waking).
+    fn queue_outbox(&self) {
+        for (conn_id, frame) in std::mem::take(&mut *lock(&self.outbox)) {
+            let len = frame.len();
+            if self.tx.send(Command::Send { conn_id, frame }).is_err() {
+                self.unreserve(conn_id, len);
+            }
+        }
+    }
+
     /// Asks the thread to close every connection and exit. Idempotent.
     pub fn shutdown(&self) {
         if !self.shared.closed.swap(true, Ordering::AcqRel) {
+            self.queue_outbox();
             let _ = self.tx.send(Command::Shutdown);
             self.shared.wake_now();
         }

@@ -638,3 +638,50 @@ fn broadcast_to_connections_behind_one_socket_batches_across_connections() {
         assert!(calls * 3 <= packets, "{packets} packets in {calls} calls");
     }
 }
+
+/// Frames sent one at a time while the IO thread is idle go onto the wire from
+/// the sender's thread (no hand-off); frames accepted with `send_deferred` go
+/// out at `flush` or before any later command, in the order they were given.
+#[test]
+fn idle_sends_go_out_inline_and_deferred_frames_keep_their_order() {
+    let (server, client, _, _, s, c) = pair(KeyType::P256, KeyType::P256);
+    // Open the stream, then a ping-pong: the client sends while its IO thread sleeps.
+    client.handle.send(c, PING).unwrap();
+    server.wait("ping", |e| matches!(e, Event::Frame { .. }));
+    let before = client.handle.stats().inline_flushes;
+    for i in 0..200u32 {
+        client.handle.send(c, &i.to_be_bytes()).unwrap();
+        match server.wait("frame", |e| matches!(e, Event::Frame { .. })) {
+            Event::Frame { payload, .. } => assert_eq!(payload, i.to_be_bytes()),
+            _ => unreachable!(),
+        }
+        server.handle.send(s, b"pong").unwrap();
+        client.wait("pong", |e| matches!(e, Event::Frame { .. }));
+    }
+    let inline = client.handle.stats().inline_flushes - before;
+    println!("{inline} of 200 sends went out from the sender's thread");
+    assert!(inline >= 100, "only {inline} of 200 sends inline");
+
+    // Deferred frames, then a close: the frames arrive first, then the close.
+    for i in 0..50u32 {
+        client.handle.send_deferred(c, &i.to_be_bytes()).unwrap();
+    }
+    client.handle.close_connection(c, 0, "done").unwrap();
+    let mut next = 0u32;
+    loop {
+        match server.wait("frames then close", |e| {
+            matches!(e, Event::Frame { .. } | Event::Close { .. })
+        }) {
+            Event::Frame { payload, .. } => {
+                assert_eq!(payload, next.to_be_bytes());
+                next += 1;
+            }
+            Event::Close { info, .. } => {
+                assert_eq!(next, 50, "close before all deferred frames");
+                assert_eq!(info.reason, "done");
+                break;
+            }
+            _ => unreachable!(),
+        }
+    }
+}

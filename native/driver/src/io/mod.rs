@@ -19,7 +19,7 @@ use cribcall_core::limits;
 use cribcall_core::reset::ResetKey;
 use cribcall_core::tls::{self, LocalCredentials};
 use mio::net::UdpSocket;
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use ring::rand::{SecureRandom, SystemRandom};
 use send::Batch;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -27,14 +27,19 @@ use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
 
 pub struct Io {
-    poll: Poll,
+    /// The poller's registry (the poller itself stays with the IO thread).
+    registry: Registry,
+    /// When the IO thread plans to wake next if nothing happens (None: no
+    /// deadline); set under the lock before it sleeps, so a send made on the
+    /// owner's thread knows whether it must wake it for an earlier deadline.
+    planned_wake: Option<Instant>,
     socket: UdpSocket,
     local: SocketAddr,
     config: EndpointConfig,
@@ -146,7 +151,7 @@ impl Io {
         config: EndpointConfig,
         shared: Arc<Shared>,
         rx: mpsc::Receiver<Command>,
-    ) -> Result<(Io, Waker, SocketAddr), DriverError> {
+    ) -> Result<(Io, Poll, Waker, SocketAddr), DriverError> {
         let poll = Poll::new().map_err(|e| DriverError::Bind(format!("poll: {e}")))?;
         let mut socket = UdpSocket::bind(config.bind)
             .map_err(|e| DriverError::Bind(format!("cannot bind UDP {}: {e}", config.bind)))?;
@@ -160,6 +165,10 @@ impl Io {
             .map_err(|e| DriverError::Bind(format!("register: {e}")))?;
         let waker = Waker::new(poll.registry(), WAKER)
             .map_err(|e| DriverError::Bind(format!("waker: {e}")))?;
+        let registry = poll
+            .registry()
+            .try_clone()
+            .map_err(|e| DriverError::Bind(format!("registry: {e}")))?;
         let server_builder = tls::server_context(
             &config.credentials,
             shared.policy.clone(),
@@ -178,7 +187,8 @@ impl Io {
         debug_log!("endpoint bound to {local}");
         Ok((
             Io {
-                poll,
+                registry,
+                planned_wake: None,
                 socket,
                 local,
                 config,
@@ -217,6 +227,7 @@ impl Io {
                 blocked_ids: Vec::new(),
                 batch: Batch::default(),
             },
+            poll,
             waker,
             local,
         ))
@@ -268,50 +279,6 @@ impl Io {
 
     fn unregister(&self, conn_id: u32) {
         lock(&self.shared.registry).remove(&conn_id);
-    }
-
-    /// The loop. Returns when shut down. Each turn looks only at the
-    /// connections a datagram, a command or a deadline touched.
-    fn run_loop(&mut self, sink: &mut dyn EventSink) {
-        let mut events = Events::with_capacity(256);
-        loop {
-            let timeout = self.next_timeout();
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() != ErrorKind::Interrupted {
-                    self.events.push(Event::Error {
-                        code: "ERR_SOCKET",
-                        message: format!("poll failed: {e}"),
-                    });
-                }
-            }
-            let mut socket_ready = false;
-            for ev in events.iter() {
-                if ev.token() == SOCKET {
-                    socket_ready = true;
-                    if ev.is_writable() {
-                        self.flush_blocked();
-                    }
-                }
-            }
-            if self.blocked.is_empty() {
-                for id in std::mem::take(&mut self.blocked_ids) {
-                    self.sched.mark(id);
-                }
-            }
-            if socket_ready {
-                self.read_socket();
-            }
-            self.drain_commands();
-            self.fire_timers();
-            let ids = self.process_conns();
-            self.flush(&ids);
-            self.reap(&ids);
-            self.reschedule(&ids);
-            self.deliver(sink);
-            if self.shutting_down {
-                break;
-            }
-        }
     }
 
     fn next_timeout(&self) -> Option<Duration> {
@@ -373,9 +340,75 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+/// Locks the IO state for the IO thread. A panic on the owner's thread while
+/// it held the lock (an inline send) ends the endpoint like one of our own.
+fn lock_io(core: &Mutex<Io>) -> MutexGuard<'_, Io> {
+    let io = core.lock().unwrap_or_else(|p| p.into_inner());
+    if io.shared.inline_panicked.load(Ordering::Acquire) {
+        drop(io);
+        panic!("a send on the owner's thread panicked");
+    }
+    io
+}
+
+/// The loop. Returns when shut down. Each turn looks only at the
+/// connections a datagram, a command or a deadline touched. The state is
+/// locked for the whole turn but not while waiting in `poll`, so the owner's
+/// thread may send in between (`EndpointHandle::send`).
+fn run_loop(core: &Mutex<Io>, poll: &mut Poll, sink: &mut dyn EventSink) {
+    let mut events = Events::with_capacity(256);
+    loop {
+        let timeout = {
+            let mut io = lock_io(core);
+            let timeout = io.next_timeout();
+            io.planned_wake = timeout.map(|t| Instant::now() + t);
+            timeout
+        };
+        let polled = poll.poll(&mut events, timeout);
+        let mut io = lock_io(core);
+        io.planned_wake = Some(Instant::now());
+        if let Err(e) = polled {
+            if e.kind() != ErrorKind::Interrupted {
+                io.events.push(Event::Error {
+                    code: "ERR_SOCKET",
+                    message: format!("poll failed: {e}"),
+                });
+            }
+        }
+        let mut socket_ready = false;
+        for ev in events.iter() {
+            if ev.token() == SOCKET {
+                socket_ready = true;
+                if ev.is_writable() {
+                    io.flush_blocked();
+                }
+            }
+        }
+        if io.blocked.is_empty() {
+            for id in std::mem::take(&mut io.blocked_ids) {
+                io.sched.mark(id);
+            }
+        }
+        if socket_ready {
+            io.read_socket();
+        }
+        io.drain_commands();
+        io.fire_timers();
+        let ids = io.process_conns();
+        io.flush(&ids);
+        io.reap(&ids);
+        io.reschedule(&ids);
+        io.deliver(sink);
+        if io.shutting_down {
+            break;
+        }
+    }
+}
+
 /// Thread body: runs the loop, contains panics, always ends with [`Event::Closed`].
-pub fn run(mut io: Io, mut sink: impl EventSink) {
-    let result = catch_unwind(AssertUnwindSafe(|| io.run_loop(&mut sink)));
+pub fn run(core: Arc<Mutex<Io>>, mut poll: Poll, mut sink: impl EventSink) {
+    let result = catch_unwind(AssertUnwindSafe(|| run_loop(&core, &mut poll, &mut sink)));
+    let mut io = core.lock().unwrap_or_else(|p| p.into_inner());
     // Mark closed so the owner's calls fail fast from now on.
     io.shared.closed.store(true, Ordering::Release);
     match result {
@@ -404,5 +437,6 @@ pub fn run(mut io: Io, mut sink: impl EventSink) {
     let batch = std::mem::take(&mut io.events);
     let (n, bytes) = batch_cost(&batch);
     io.shared.flow.add(n, bytes);
+    drop(io);
     let _ = catch_unwind(AssertUnwindSafe(|| sink.deliver(batch)));
 }

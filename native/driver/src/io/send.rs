@@ -3,6 +3,7 @@
 //! refused until it is writable again.
 
 use super::{Io, SOCKET};
+use crate::conn::{Chunk, OutChunk};
 use crate::udp;
 use cribcall_core::limits;
 use mio::Interest;
@@ -185,12 +186,68 @@ impl Io {
             Interest::READABLE
         };
         if self
-            .poll
-            .registry()
+            .registry
             .reregister(&mut self.socket, SOCKET, interest)
             .is_ok()
         {
             self.writable_interest = on;
         }
+    }
+}
+
+impl Io {
+    /// Frames sent on the owner's thread, straight onto the wire while the IO
+    /// thread sleeps (no hand-off to it, no wake-up on the way out). A frame
+    /// for a connection that is not ready for it (not reported yet, stream not
+    /// open, closing) is queued as the IO thread would have. Returns whether
+    /// the IO thread must still be woken: something to report, a deadline
+    /// earlier than the one it sleeps until, work left for it.
+    pub(crate) fn send_inline(&mut self, frames: Vec<(u32, Vec<u8>)>) -> bool {
+        let mut ids: Vec<u32> = Vec::new();
+        for (conn_id, frame) in frames {
+            let chunk = Chunk::Owned(frame);
+            match self.conns.get_mut(&conn_id) {
+                Some(c)
+                    if c.reported
+                        && c.stream_open
+                        && c.local_close.is_none()
+                        && c.pending_close.is_none()
+                        && !c.q.is_closed()
+                        && !c.q.is_draining() =>
+                {
+                    c.outq.push_back(OutChunk { chunk, offset: 0 });
+                    if !ids.contains(&conn_id) {
+                        ids.push(conn_id);
+                    }
+                }
+                // Marks the connection for the IO thread (or gives the bytes back).
+                _ => self.enqueue(conn_id, chunk),
+            }
+        }
+        if !self.blocked.is_empty() {
+            // The socket is full: the IO thread sends once it is writable.
+            for id in ids {
+                self.sched.mark(id);
+            }
+            return true;
+        }
+        self.flush(&ids);
+        self.reschedule(&ids);
+        let earlier = match (self.sched.next_deadline(), self.planned_wake) {
+            (Some(next), Some(planned)) => next < planned,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        let unsettled = ids.iter().any(|id| {
+            self.conns
+                .get(id)
+                .is_none_or(|c| !c.outq.is_empty() || c.q.is_closed() || c.q.is_draining())
+        });
+        earlier
+            || unsettled
+            || !self.events.is_empty()
+            || !self.blocked.is_empty()
+            || !self.blocked_ids.is_empty()
+            || self.sched.has_dirty()
     }
 }

@@ -69,7 +69,7 @@ impl Io {
         }
     }
 
-    fn enqueue(&mut self, conn_id: u32, chunk: Chunk) {
+    pub(super) fn enqueue(&mut self, conn_id: u32, chunk: Chunk) {
         match self.conns.get_mut(&conn_id) {
             Some(c) if c.local_close.is_none() && c.pending_close.is_none() && !c.q.is_closed() => {
                 c.outq.push_back(OutChunk { chunk, offset: 0 });
