@@ -12,6 +12,10 @@ import {
   canonicalStringObject as nativeCanonicalStringObject,
   generateIdentity as nativeGenerateIdentity,
   fingerprintOf as nativeFingerprintOf,
+  generateQrPairingSecret as nativeGenerateQrSecret,
+  qrPairingProof as nativeQrProof,
+  qrPairingTranscript as nativeQrTranscript,
+  verifyQrPairingProof as nativeVerifyQrProof,
   pinPakeRespond as nativePinPakeRespond,
   tagsEqual as nativeTagsEqual,
 } from '../../index.js'
@@ -21,6 +25,7 @@ import type {
   IdentityOptions as NativeIdentityOptions,
   NativeEndpointOptions,
   NativeEventBatch,
+  QrPairingClaims as NativeQrPairingClaims,
 } from '../../index.js'
 import { fromNative } from './errors.js'
 
@@ -80,6 +85,23 @@ export function canonicalStringObject(obj: Record<string, string>): Buffer {
 
 export function fingerprintOf(cert: string | Buffer): string {
   return mapped(() => nativeFingerprintOf(cert))
+}
+
+/** QR pairing secret and proof (SPEC.md §7.1), computed in Rust (native/core/src/qr.rs). */
+export function generateQrPairingSecret(): string {
+  return mapped(() => nativeGenerateQrSecret())
+}
+
+export function qrPairingTranscript(claims: NativeQrPairingClaims): Buffer {
+  return mapped(() => nativeQrTranscript(claims))
+}
+
+export function qrPairingProof(pairingSecret: string, claims: NativeQrPairingClaims): string {
+  return mapped(() => nativeQrProof(pairingSecret, claims))
+}
+
+export function verifyQrPairingProof(pairingSecret: string, claims: NativeQrPairingClaims, proof: string): boolean {
+  return mapped(() => nativeVerifyQrProof(pairingSecret, claims, proof))
 }
 
 /** A NativeEndpoint whose methods throw CribcallErrors. */
