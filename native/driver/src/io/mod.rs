@@ -310,14 +310,15 @@ impl Io {
         }
     }
 
-    fn deliver(&mut self, sink: &mut dyn EventSink) {
+    /// This turn's events, their flow credit counted; None when there are none.
+    fn take_events(&mut self) -> Option<Vec<Event>> {
         if self.events.is_empty() {
-            return;
+            return None;
         }
         let batch = std::mem::take(&mut self.events);
         let (n, bytes) = batch_cost(&batch);
         self.shared.flow.add(n, bytes);
-        sink.deliver(batch);
+        Some(batch)
     }
 }
 
@@ -398,8 +399,15 @@ fn run_loop(core: &Mutex<Io>, poll: &mut Poll, sink: &mut dyn EventSink) {
         io.flush(&ids);
         io.reap(&ids);
         io.reschedule(&ids);
-        io.deliver(sink);
-        if io.shutting_down {
+        // Delivered with the state unlocked: an owner that answers at once
+        // finds the IO thread idle and sends from its own thread.
+        let batch = io.take_events();
+        let done = io.shutting_down;
+        drop(io);
+        if let Some(batch) = batch {
+            sink.deliver(batch);
+        }
+        if done {
             break;
         }
     }
