@@ -390,6 +390,13 @@ pub(crate) struct Shared {
     closed: AtomicBool,
 }
 
+/// Frames accepted and not yet flushed, in order, and their bytes.
+#[derive(Default)]
+struct Outbox {
+    frames: Vec<(u32, Vec<u8>)>,
+    bytes: usize,
+}
+
 /// The owner's side of an endpoint.
 pub struct EndpointHandle {
     shared: Arc<Shared>,
@@ -399,7 +406,7 @@ pub struct EndpointHandle {
     /// socket at once, so the port can be bound again).
     core: std::sync::Weak<Mutex<io::Io>>,
     /// Frames accepted by `send_deferred` and not flushed yet, in order.
-    outbox: Mutex<Vec<(u32, Vec<u8>)>>,
+    outbox: Mutex<Outbox>,
     tx: mpsc::Sender<Command>,
     local: SocketAddr,
     max_frame_payload: usize,
@@ -466,7 +473,7 @@ impl EndpointHandle {
         Ok(EndpointHandle {
             shared,
             core,
-            outbox: Mutex::new(Vec::new()),
+            outbox: Mutex::new(Outbox::default()),
             tx,
             local,
             max_frame_payload: config.max_frame_payload,
@@ -622,7 +629,16 @@ impl EndpointHandle {
         let len = framing::HEADER_LEN + payload.len();
         self.reserve(conn_id, len)?;
         let frame = framing::encode_frame_with_header(&header, payload);
-        lock(&self.outbox).push((conn_id, frame));
+        let pending = {
+            let mut outbox = lock(&self.outbox);
+            outbox.bytes += frame.len();
+            outbox.frames.push((conn_id, frame));
+            outbox.bytes
+        };
+        if pending > limits::INLINE_SEND_MAX_BYTES {
+            // Bulk: the IO thread starts on it now, while the owner produces more.
+            self.flush();
+        }
         Ok(self.queued(conn_id))
     }
 
@@ -631,7 +647,7 @@ impl EndpointHandle {
     /// wire from the calling thread: one thread hand-off and one wake-up less
     /// on the way out. Otherwise they are queued for the IO thread.
     pub fn flush(&self) {
-        let frames = std::mem::take(&mut *lock(&self.outbox));
+        let frames = std::mem::take(&mut *lock(&self.outbox)).frames;
         if frames.is_empty() {
             return;
         }
@@ -791,7 +807,7 @@ impl EndpointHandle {
 
     /// Moves the outbox onto the command queue (without waking).
     fn queue_outbox(&self) {
-        for (conn_id, frame) in std::mem::take(&mut *lock(&self.outbox)) {
+        for (conn_id, frame) in std::mem::take(&mut *lock(&self.outbox)).frames {
             let len = frame.len();
             if self.tx.send(Command::Send { conn_id, frame }).is_err() {
                 self.unreserve(conn_id, len);
