@@ -647,28 +647,21 @@ impl EndpointHandle {
     /// wire from the calling thread: one thread hand-off and one wake-up less
     /// on the way out. Otherwise they are queued for the IO thread.
     pub fn flush(&self) {
-        let frames = std::mem::take(&mut *lock(&self.outbox)).frames;
-        if frames.is_empty() {
+        let outbox = std::mem::take(&mut *lock(&self.outbox));
+        if outbox.frames.is_empty() {
             return;
         }
-        let frames = match self.flush_inline(frames) {
-            None => return,
-            Some(frames) => frames,
-        };
-        for (conn_id, frame) in frames {
-            let len = frame.len();
-            if self.tx.send(Command::Send { conn_id, frame }).is_err() {
-                self.unreserve(conn_id, len);
-            }
+        if let Some(frames) = self.flush_inline(outbox) {
+            self.queue_frames(frames);
+            self.wake();
         }
-        self.wake();
     }
 
     /// The inline part of `flush`; gives the frames back when they must be queued.
-    fn flush_inline(&self, frames: Vec<(u32, Vec<u8>)>) -> Option<Vec<(u32, Vec<u8>)>> {
+    fn flush_inline(&self, outbox: Outbox) -> Option<Vec<(u32, Vec<u8>)>> {
+        let Outbox { frames, bytes } = outbox;
         // Bulk goes to the IO thread, which sends it while the owner produces
         // more; the owner's thread only takes what is quick to send.
-        let bytes: usize = frames.iter().map(|(_, f)| f.len()).sum();
         if bytes > limits::INLINE_SEND_MAX_BYTES
             || self.shared.wake_pending.load(Ordering::Acquire)
             || self.shared.closed.load(Ordering::Acquire)
@@ -807,7 +800,14 @@ impl EndpointHandle {
 
     /// Moves the outbox onto the command queue (without waking).
     fn queue_outbox(&self) {
-        for (conn_id, frame) in std::mem::take(&mut *lock(&self.outbox)).frames {
+        let frames = std::mem::take(&mut *lock(&self.outbox)).frames;
+        self.queue_frames(frames);
+    }
+
+    /// Queues frames for the IO thread in order (without waking it); a frame
+    /// the queue no longer takes (the thread is gone) gives its room back.
+    fn queue_frames(&self, frames: Vec<(u32, Vec<u8>)>) {
+        for (conn_id, frame) in frames {
             let len = frame.len();
             if self.tx.send(Command::Send { conn_id, frame }).is_err() {
                 self.unreserve(conn_id, len);

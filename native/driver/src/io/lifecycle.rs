@@ -299,11 +299,7 @@ fn deadlines(
                 "pairing did not complete within {} s",
                 config.pairing_deadline.as_secs()
             );
-            c.app_close(codes::UNAUTHORIZED, &reason, None);
-            shared
-                .stats
-                .closed_by_deadline
-                .fetch_add(1, Ordering::Relaxed);
+            close_by_deadline(c, shared, codes::UNAUTHORIZED, &reason);
         }
     }
     if let Some(started) = c.frame_started {
@@ -318,14 +314,19 @@ fn deadlines(
                     "a frame did not complete within {} ms of its first byte",
                     config.frame_timeout.as_millis()
                 );
-                c.app_close(codes::PROTOCOL_ERROR, &reason, None);
-                shared
-                    .stats
-                    .closed_by_deadline
-                    .fetch_add(1, Ordering::Relaxed);
+                close_by_deadline(c, shared, codes::PROTOCOL_ERROR, &reason);
             }
         }
     }
+}
+
+/// Closes a connection whose deadline passed, and counts it.
+fn close_by_deadline(c: &mut Conn, shared: &Shared, code: u64, reason: &str) {
+    c.app_close(code, reason, None);
+    shared
+        .stats
+        .closed_by_deadline
+        .fetch_add(1, Ordering::Relaxed);
 }
 
 /// Counts the pairing-only connections still open whose peer is not known by

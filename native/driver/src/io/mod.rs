@@ -442,9 +442,9 @@ pub fn run(core: Arc<Mutex<Io>>, mut poll: Poll, mut sink: impl EventSink) {
         }
     }
     io.events.push(Event::Closed);
-    let batch = std::mem::take(&mut io.events);
-    let (n, bytes) = batch_cost(&batch);
-    io.shared.flow.add(n, bytes);
+    let batch = io.take_events();
     drop(io);
-    let _ = catch_unwind(AssertUnwindSafe(|| sink.deliver(batch)));
+    if let Some(batch) = batch {
+        let _ = catch_unwind(AssertUnwindSafe(|| sink.deliver(batch)));
+    }
 }
