@@ -35,12 +35,9 @@ pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// Unsolicited replies (stateless resets, version negotiation, refusals of a
 /// full endpoint) sent per second, endpoint-wide (and the burst allowed).
 pub const UNSOLICITED_REPLIES_PER_SEC: u32 = 100;
-/// Retry packets sent per second, endpoint-wide. A Retry is smaller than the
-/// Initial that triggers it (no amplification), so the budget is generous: it
-/// must not make a legitimate client's Initial go unanswered under a flood.
-pub const RETRIES_PER_SEC: u32 = 5000;
 /// Default cap on handshakes in progress (server side), apart from established
-/// connections: when full, the oldest half-open handshake gives way.
+/// connections: when full, the oldest handshake of the address holding the
+/// most gives way.
 pub const DEFAULT_MAX_HALF_OPEN: usize = 128;
 /// Default: Retry (address validation) once this many handshakes are in
 /// progress; below it, clients skip the extra round trip.

@@ -43,7 +43,8 @@ pub struct EndpointConfig {
     pub keep_alive: Option<Duration>,
     pub max_connections: usize,
     pub max_send_buffer: usize,
-    /// Server: handshakes in progress at once; when full the oldest gives way.
+    /// Server: handshakes in progress at once; when full the oldest of the
+    /// address holding the most gives way.
     pub max_half_open: usize,
     /// Server: Retry once this many handshakes are in progress (0: always;
     /// None: never).

@@ -1,6 +1,6 @@
 //! Admission of new connections: server-side acceptance of Initials (version
-//! negotiation, Retry, refusal when full, eviction of the oldest half-open
-//! handshake) and the client-side `connect`.
+//! negotiation, Retry, refusal when full, eviction of a half-open handshake)
+//! and the client-side `connect`.
 
 use super::{base_quiche_config, Io};
 use crate::conn::{Conn, ConnInit, CONNECTION_REFUSED};
@@ -8,7 +8,8 @@ use crate::retry::TokenError;
 use crate::{ConnectFailure, Event};
 use cribcall_core::limits;
 use cribcall_core::tls::{self, PinRecord};
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,8 +19,8 @@ impl Io {
     /// version (negotiation only for full-size datagrams, rate-limited), size,
     /// address validation (Retry above the half-open threshold; a token that
     /// is ours but invalid drops the datagram), capacity (a full endpoint
-    /// refuses with CONNECTION_REFUSED; a full half-open table gives up its
-    /// oldest handshake).
+    /// refuses with CONNECTION_REFUSED; a full half-open table gives up a
+    /// handshake of the address holding the most).
     pub(super) fn accept(
         &mut self,
         hdr: &quiche::Header<'_>,
@@ -72,7 +73,7 @@ impl Io {
             return None;
         }
         if self.half_open >= self.config.max_half_open {
-            self.evict_oldest_half_open();
+            self.evict_half_open();
         }
         // After a Retry the client addresses us with the connection ID we
         // chose in it; else we choose one now.
@@ -123,6 +124,11 @@ impl Io {
         self.sched.mark(conn_id);
         self.half_open += 1;
         self.half_open_order.push_back(conn_id);
+        // Handshakes that completed or ended leave their ID behind; compact
+        // now and then so the order stays within twice the cap.
+        if self.half_open_order.len() > 2 * self.config.max_half_open.max(1) {
+            self.retain_half_open_order();
+        }
         self.publish_half_open();
         self.shared
             .stats
@@ -152,10 +158,11 @@ impl Io {
     }
 
     /// Answers an Initial with a Retry carrying a token for this address.
+    /// Not rate-limited: a Retry answers a datagram of at least 1,200 bytes
+    /// with about a tenth of that and keeps nothing, so it costs less than
+    /// the flood that causes it, and a budget would leave a listener's
+    /// Initial unanswered (a 1 s retransmission) whenever a flood exceeds it.
     fn send_retry(&mut self, hdr: &quiche::Header<'_>, from: SocketAddr, now: Instant) {
-        if !self.retry_budget.allow(now) {
-            return;
-        }
         let Ok(new_scid) = self.new_cid() else {
             return;
         };
@@ -219,19 +226,31 @@ impl Io {
         }
     }
 
-    /// Gives up the oldest handshake still in progress (without a word: it
-    /// was never admitted), to make room for a new one.
-    fn evict_oldest_half_open(&mut self) {
-        while let Some(id) = self.half_open_order.pop_front() {
-            if self.conns.get(&id).is_some_and(|c| c.half_open) {
-                self.forget(id);
-                self.shared
-                    .stats
-                    .handshakes_refused
-                    .fetch_add(1, Ordering::Relaxed);
-                return;
-            }
+    /// Gives up one handshake still in progress (without a word: it was
+    /// never admitted), to make room for a new one: the oldest of the address
+    /// holding the most, so a device that floods (its address validated by
+    /// Retry) pushes out its own handshakes, not another device's.
+    fn evict_half_open(&mut self) {
+        self.retain_half_open_order();
+        let victim = half_open_victim(
+            self.half_open_order
+                .iter()
+                .filter_map(|id| self.conns.get(id).map(|c| (*id, c.remote.ip()))),
+        );
+        if let Some(id) = victim {
+            self.forget(id);
+            self.shared
+                .stats
+                .handshakes_refused
+                .fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Keeps only the IDs of handshakes still in progress, in arrival order.
+    fn retain_half_open_order(&mut self) {
+        let conns = &self.conns;
+        self.half_open_order
+            .retain(|id| conns.get(id).is_some_and(|c| c.half_open));
     }
 
     pub(super) fn connect(&mut self, conn_id: u32, addr: SocketAddr, fingerprint: [u8; 32]) {
@@ -304,5 +323,67 @@ impl Io {
         });
         self.conns.insert(conn_id, conn);
         self.sched.mark(conn_id);
+    }
+}
+
+/// The handshake to give up when the half-open table is full, from the
+/// handshakes in progress in arrival order: the oldest of the address (IP)
+/// with the most; between addresses holding equally many, the one whose
+/// oldest arrived first.
+fn half_open_victim(in_progress: impl Iterator<Item = (u32, IpAddr)>) -> Option<u32> {
+    let entries: Vec<(u32, IpAddr)> = in_progress.collect();
+    let mut counts: HashMap<IpAddr, usize> = HashMap::new();
+    for (_, ip) in &entries {
+        *counts.entry(*ip).or_default() += 1;
+    }
+    let most = counts.values().copied().max()?;
+    entries
+        .iter()
+        .find(|(_, ip)| counts.get(ip) == Some(&most))
+        .map(|(id, _)| *id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::half_open_victim;
+    use std::net::IpAddr;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_address_holding_the_most_gives_up_its_oldest() {
+        type Case<'a> = (&'a [(u32, &'a str)], Option<u32>);
+        let cases: &[Case] = &[
+            (&[], None),
+            (&[(7, "10.0.0.1")], Some(7)),
+            // One address: plain oldest-first.
+            (
+                &[(3, "10.0.0.1"), (4, "10.0.0.1"), (5, "10.0.0.1")],
+                Some(3),
+            ),
+            // The flooder's oldest goes, although the listener's is older.
+            (
+                &[(1, "10.0.0.2"), (2, "10.0.0.9"), (3, "10.0.0.9")],
+                Some(2),
+            ),
+            // Equal counts: the address whose oldest arrived first.
+            (
+                &[
+                    (1, "10.0.0.2"),
+                    (2, "10.0.0.9"),
+                    (3, "10.0.0.9"),
+                    (4, "10.0.0.2"),
+                ],
+                Some(1),
+            ),
+            // Ports do not matter, the IP does; IPv6 too.
+            (&[(1, "::1"), (2, "fe80::1"), (3, "fe80::1")], Some(2)),
+        ];
+        for (entries, want) in cases {
+            let got = half_open_victim(entries.iter().map(|(id, a)| (*id, ip(a))));
+            assert_eq!(got, *want, "{entries:?}");
+        }
     }
 }

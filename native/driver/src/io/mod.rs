@@ -70,8 +70,6 @@ pub struct Io {
     reset_key: ResetKey,
     /// Endpoint-wide budget of unsolicited replies (resets, VN, refusals).
     unsolicited_budget: TokenBucket,
-    /// Endpoint-wide budget of Retry packets.
-    retry_budget: TokenBucket,
     retry_tokens: RetryTokens,
     /// Server handshakes in progress, and their order of arrival.
     half_open: usize,
@@ -217,7 +215,6 @@ impl Io {
                 qlog_dir,
                 reset_key,
                 unsolicited_budget: TokenBucket::new(limits::UNSOLICITED_REPLIES_PER_SEC),
-                retry_budget: TokenBucket::new(limits::RETRIES_PER_SEC),
                 retry_tokens,
                 half_open: 0,
                 half_open_order: VecDeque::new(),
