@@ -169,7 +169,7 @@ pub struct NativeEndpointOptions {
     pub max_connections: Option<u32>,
     /// Bytes queued natively per connection before `send` throws, default 16 MiB.
     pub max_send_buffer: Option<u32>,
-    /// Server: handshakes in progress at once (the oldest of the address
+    /// Server: handshakes in progress at once (the oldest of the source
     /// holding the most gives way), default 128.
     pub max_half_open: Option<u32>,
     /// Server: Retry once this many handshakes are in progress; 0 = always;

@@ -55,8 +55,8 @@ export interface EndpointOptions {
   maxSendBuffer?: number
   /**
    * Server: handshakes in progress at once, apart from established connections. When
-   * full, the oldest handshake in progress of the address (IP) holding the most gives
-   * way to the new one, so a flood of Initials cannot lock out a client that completes
+   * full, the oldest handshake in progress of the source holding the most (IP first,
+   * then IP and port) gives way to the new one, so a flood of Initials cannot lock out a client that completes
    * its handshake. Default 128.
    */
   maxHalfOpen?: number

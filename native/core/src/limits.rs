@@ -36,7 +36,7 @@ pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// full endpoint) sent per second, endpoint-wide (and the burst allowed).
 pub const UNSOLICITED_REPLIES_PER_SEC: u32 = 100;
 /// Default cap on handshakes in progress (server side), apart from established
-/// connections: when full, the oldest handshake of the address holding the
+/// connections: when full, the oldest handshake of the source holding the
 /// most gives way.
 pub const DEFAULT_MAX_HALF_OPEN: usize = 128;
 /// Default: Retry (address validation) once this many handshakes are in

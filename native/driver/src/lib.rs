@@ -44,7 +44,7 @@ pub struct EndpointConfig {
     pub max_connections: usize,
     pub max_send_buffer: usize,
     /// Server: handshakes in progress at once; when full the oldest of the
-    /// address holding the most gives way.
+    /// source (IP, then IP and port) holding the most gives way.
     pub max_half_open: usize,
     /// Server: Retry once this many handshakes are in progress (0: always;
     /// None: never).
