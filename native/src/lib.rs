@@ -179,7 +179,7 @@ pub struct NativeEndpointOptions {
     pub pairing_deadline_ms: Option<u32>,
     /// Server: pairing-only connections at once, default 8.
     pub max_pairing_connections: Option<u32>,
-    /// A frame must complete this many ms after its first byte, default 10000.
+    /// Server: a frame must complete this many ms after its first byte, default 10000.
     pub frame_timeout_ms: Option<u32>,
 }
 

@@ -73,7 +73,7 @@ export interface EndpointOptions {
   pairingDeadlineMs?: number
   /** Server: pairing-only connections at once; more are refused (close code 5, busy) before they are reported. Default 8. */
   maxPairingConnections?: number
-  /** A frame must be complete this many ms after its first byte arrived (else PROTOCOL_ERROR). Default 10000. */
+  /** Server: a frame must be complete this many ms after its first byte arrived (else PROTOCOL_ERROR). Default 10000. */
   frameTimeoutMs?: number
   /** Aborting it closes the endpoint (or rejects bind() if already aborted). */
   signal?: AbortSignal
@@ -231,6 +231,14 @@ export class Endpoint extends TypedEmitter<EndpointEvents> {
   }
   #notifyClosedEvent: (() => void) | undefined
   #closePromise: Promise<void> | undefined
+  #resolveClosed!: () => void
+  /**
+   * Settles (never rejects) once the endpoint has stopped — by close(), destroy(), its
+   * AbortSignal or a native failure: its connections have emitted 'close' by then.
+   */
+  readonly closed: Promise<void> = new Promise<void>((resolve) => {
+    this.#resolveClosed = resolve
+  })
   #detachSignal: (() => void) | undefined
 
   /**
@@ -491,6 +499,16 @@ export class Endpoint extends TypedEmitter<EndpointEvents> {
     return this.#closePromise
   }
 
+  /**
+   * Closes at once without waiting (as node:quic's `destroy()`): what close() does, the
+   * outcome observed through `closed`; a failure to stop is reported on 'error'.
+   */
+  destroy(): void {
+    this.close().catch((error: unknown) => {
+      this.#reportError(error instanceof CribcallError ? error : new InternalError('close failed', { cause: error }))
+    })
+  }
+
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close()
   }
@@ -549,6 +567,7 @@ export class Endpoint extends TypedEmitter<EndpointEvents> {
       this.#connections.delete(connId)
       conn[kDeliverClose](info)
     }
+    this.#resolveClosed()
   }
 
   #assertOpen(): void {

@@ -53,7 +53,7 @@ pub struct EndpointConfig {
     pub pairing_deadline: Duration,
     /// Server: pairing-only connections at once.
     pub max_pairing_connections: usize,
-    /// A frame must complete this long after its first byte arrived.
+    /// Server: a frame must complete this long after its first byte arrived.
     pub frame_timeout: Duration,
     /// Use UDP segmentation offload (GSO/GRO) where the OS has it. Default on,
     /// unless the environment says `CRIBCALL_UDP_OFFLOAD=0`.

@@ -551,6 +551,68 @@ fn a_frame_must_complete_within_the_frame_timeout() {
     }
 }
 
+/// The frame timeout is the monitor's (server's) protection: a listener does
+/// not time the pinned monitor's frames, whose retransmissions after a pause
+/// of the listener may take longer than the timeout (the soak's SIGSTOPped
+/// listener was once closed so).
+#[test]
+fn a_listener_does_not_time_the_monitors_frames() {
+    let mid = generate_identity(KeyType::P256, None).unwrap();
+    let lid = generate_identity(KeyType::P256, None).unwrap();
+    let monitor = Ep::with(&mid, |c| c.frame_timeout = Duration::from_secs(1));
+    monitor.handle.set_known_peers(&[&lid.fingerprint]).unwrap();
+    monitor.handle.listen(false);
+    let listener = Ep::with(&lid, |c| {
+        c.frame_timeout = Duration::from_secs(1);
+        c.keep_alive = Some(Duration::from_millis(300));
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let c = connect_and_wait(&listener, monitor.addr(), &mid.fingerprint, deadline).unwrap();
+    let server_conn = loop {
+        match monitor.next(deadline) {
+            Some(Event::Connection { conn_id, .. }) => break conn_id,
+            Some(_) => {}
+            None => panic!("the monitor never saw the listener"),
+        }
+    };
+    // The listener opens the control stream (a frame of its own) ...
+    listener.handle.send(c, b"hi").unwrap();
+    loop {
+        match monitor.next(deadline) {
+            Some(Event::Frame { .. }) => break,
+            Some(_) => {}
+            None => panic!("the monitor never got the listener's frame"),
+        }
+    }
+    // ... then a header announcing 3 bytes and one of them, then 3 s of nothing.
+    monitor
+        .handle
+        .send_raw(server_conn, &[0, 0, 0, 3, b'a'])
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(3);
+    while let Some(e) = listener.next(until) {
+        assert!(
+            !matches!(e, Event::Close { .. }),
+            "the listener closed: {e:?}"
+        );
+    }
+    // The rest of the frame arrives, and it is delivered whole.
+    monitor.handle.send_raw(server_conn, b"bc").unwrap();
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        match listener.next(until) {
+            Some(Event::Frame { conn_id, payload }) => {
+                assert_eq!(conn_id, c);
+                assert_eq!(&payload[..], b"abc");
+                break;
+            }
+            Some(Event::Close { info, .. }) => panic!("closed: {info:?}"),
+            Some(_) => {}
+            None => panic!("the completed frame never arrived"),
+        }
+    }
+}
+
 /// Half-open squatters: real QUIC clients that answer the Retry (so their
 /// address is validated and the monitor creates state) and then never finish
 /// the handshake, as fast as they can for 10 s. The half-open table gives way

@@ -233,10 +233,14 @@ impl Io {
                     c.app_close(codes::PROTOCOL_ERROR, &e.to_string(), None);
                     return;
                 }
-                // A frame that has begun must complete within the frame timeout.
+                // Server side: a frame that has begun must complete within
+                // the frame timeout. Not on the client side: there the peer is
+                // the pinned monitor, and its retransmissions after a pause of
+                // ours (a stopped or starved process, a phone's radio asleep)
+                // may take longer than the timeout without any ill intent.
                 if c.decoder.is_idle() {
                     c.frame_started = None;
-                } else if c.frame_started.is_none() {
+                } else if c.frame_started.is_none() && c.is_server {
                     c.frame_started = Some(Instant::now());
                 }
                 if fin {
