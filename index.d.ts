@@ -191,7 +191,10 @@ export interface NativeEndpointOptions {
   maxConnections?: number
   /** Bytes queued natively per connection before `send` throws, default 16 MiB. */
   maxSendBuffer?: number
-  /** Server: handshakes in progress at once (the oldest gives way), default 128. */
+  /**
+   * Server: handshakes in progress at once (the oldest of the source
+   * holding the most gives way), default 128.
+   */
   maxHalfOpen?: number
   /**
    * Server: Retry once this many handshakes are in progress; 0 = always;
@@ -202,7 +205,7 @@ export interface NativeEndpointOptions {
   pairingDeadlineMs?: number
   /** Server: pairing-only connections at once, default 8. */
   maxPairingConnections?: number
-  /** A frame must complete this many ms after its first byte, default 10000. */
+  /** Server: a frame must complete this many ms after its first byte, default 10000. */
   frameTimeoutMs?: number
 }
 

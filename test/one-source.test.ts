@@ -3,11 +3,12 @@
 // identity code writes ↔ src/base/formats.ts), and the Endpoint defaults the README
 // documents (native/core/src/limits.rs ↔ README). Read from the Rust sources, so a
 // change on one side that is not made on the other fails here.
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { AppErrorCode } from '../src/base/codes.js'
+import { ERROR_CODES, isErrorCode } from '../src/base/error-codes.js'
 import { FINGERPRINT_PATTERN, isFingerprint, parseFingerprint } from '../src/base/formats.js'
 import { ErrorCode, fingerprintOf, generateIdentity } from '../src/index.js'
 import { DeviceId, Fingerprint } from '../src/protocol/message-schemas.js'
@@ -15,7 +16,28 @@ import { DeviceId, Fingerprint } from '../src/protocol/message-schemas.js'
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..')
 const read = (p: string): string => readFileSync(path.join(ROOT, p), 'utf8')
 
+/** Every file under `dir` (relative to the root) whose name ends with `ext`. */
+function sources(dir: string, ext: string): string[] {
+  return readdirSync(path.join(ROOT, dir), { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith(ext))
+    .map((f) => path.join(dir, f))
+}
+
 describe('one source per rule', () => {
+  it('every error code the native addon or the TypeScript sources use is in ERROR_CODES', () => {
+    const used = new Map<string, string>()
+    const files = [...sources('native', '.rs').filter((f) => !f.includes('target')), ...sources('src', '.ts')]
+    for (const file of files) {
+      for (const m of read(file).matchAll(/["'`](ERR_[A-Z0-9_]*[A-Z0-9]|ABORT_ERR)["'`]/g)) used.set(m[1]!, file)
+    }
+    expect(used.size).toBeGreaterThanOrEqual(30)
+    const unknown = [...used].filter(([code]) => !isErrorCode(code))
+    expect(unknown).toEqual([])
+    expect(new Set(ERROR_CODES).size).toBe(ERROR_CODES.length)
+    expect(isErrorCode('ERR_PROTOCOL_UNAUTHORIZED')).toBe(true)
+    expect(isErrorCode('ERR_PROTOCOL_OK')).toBe(false)
+  })
+
   it('the application error codes are the same table in Rust and TypeScript', () => {
     const rust = Object.fromEntries([...read('native/core/src/codes.rs').matchAll(/pub const ([A-Z_]+): u64 = (\d+);/g)].map((m) => [m[1], Number(m[2])]))
     expect(Object.keys(rust).length).toBeGreaterThanOrEqual(6)

@@ -1,5 +1,6 @@
 import { CribcallError } from '../transport/errors.js'
 
+import type { AppErrorName } from '../base/error-codes.js'
 /** A message failed its schema (what this library would send is invalid). */
 export class InvalidMessageError extends CribcallError {
   constructor(message: string, options?: ErrorOptions) {
@@ -34,10 +35,10 @@ export class SessionConflictError extends CribcallError {
  */
 export class ProtocolError extends CribcallError {
   readonly protocolCode: number
-  readonly errorName: string
+  readonly errorName: AppErrorName
   readonly byPeer: boolean
 
-  constructor(protocolCode: number, errorName: string, message: string, byPeer: boolean, options?: ErrorOptions) {
+  constructor(protocolCode: number, errorName: AppErrorName, message: string, byPeer: boolean, options?: ErrorOptions) {
     super(`ERR_PROTOCOL_${errorName}`, message, options)
     this.name = 'ProtocolError'
     this.protocolCode = protocolCode

@@ -18,10 +18,11 @@ export const LIMITS = Object.freeze({
 })
 
 import { AppErrorCode } from '../base/codes.js'
+import type { AppErrorName } from '../base/error-codes.js'
 
 /** Application error codes (SPEC.md, "Errors"): the same table as `AppErrorCode`. */
 export const ErrorCode = AppErrorCode
-export type ErrorName = Exclude<keyof typeof ErrorCode, 'OK'>
+export type ErrorName = AppErrorName
 export const ERROR_NAMES: readonly ErrorName[] = ['PROTOCOL_ERROR', 'UNAUTHORIZED', 'UNSUPPORTED_MESSAGE', 'CONFLICT', 'INTERNAL_ERROR']
 
 /** Every message type of the control channel (SPEC.md §5). */

@@ -9,7 +9,7 @@ import { qrPairingProof } from '../pairing/qr-proof.js'
 import type { TrustEntry, TrustStore } from '../store/trust-store.js'
 import { hostPort, parseHostPort, publicKeyOf } from './address.js'
 import { Endpoint, type EndpointOptions } from '../transport/endpoint.js'
-import { AbortError, CribcallError, InvalidArgumentError } from '../transport/errors.js'
+import { AbortError, CribcallError, InternalError, InvalidArgumentError } from '../transport/errors.js'
 import { checkIdentity, type Identity } from '../transport/identity.js'
 import { ListenerChannel } from './listener-channel.js'
 import { NotPairedError, PairingFailedError, PairingRejectedError, nextOf, pinExchange, type GetPin } from './listener-pairing.js'
@@ -84,6 +84,12 @@ export class Listener extends ReportingEmitter<ListenerEvents> {
   readonly #endpoints = new Map<4 | 6, Promise<Endpoint>>()
   readonly #channels = new Set<ListenerChannel>()
   #closed = false
+  #closing: Promise<void> | undefined
+  #resolveClosed!: () => void
+  /** Settles (never rejects) once the listener has closed: its channels and endpoints too. */
+  readonly closed: Promise<void> = new Promise<void>((resolve) => {
+    this.#resolveClosed = () => resolve()
+  })
 
   constructor(options: ListenerOptions) {
     super()
@@ -323,9 +329,27 @@ export class Listener extends ReportingEmitter<ListenerEvents> {
     return ch
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return
-    this.#closed = true
+  /**
+   * Closes every channel and endpoint of this listener. Idempotent: every call returns
+   * the same promise, which settles with `closed`.
+   */
+  close(): Promise<void> {
+    if (this.#closing === undefined) {
+      this.#closed = true
+      this.#closing = this.#close()
+      this.#closing.then(this.#resolveClosed, this.#resolveClosed)
+    }
+    return this.#closing
+  }
+
+  /** Closes at once without waiting; the outcome is observed through `closed`, a failure on 'error'. */
+  destroy(): void {
+    this.close().catch((error: unknown) =>
+      this.reportError(error instanceof CribcallError ? error : new InternalError('close failed', { cause: error })),
+    )
+  }
+
+  async #close(): Promise<void> {
     await Promise.all([...this.#channels].map((c) => c.close()))
     const eps = await Promise.allSettled([...this.#endpoints.values()])
     await Promise.all(eps.map((r) => (r.status === 'fulfilled' ? r.value.close() : undefined)))

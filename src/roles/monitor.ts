@@ -12,7 +12,8 @@ import { checkNoiseOptions, NoiseFanout, type NoiseBroadcastReport } from './noi
 import { Endpoint, type EndpointOptions } from '../transport/endpoint.js'
 import type { Connection } from '../transport/connection.js'
 import { TypedEmitter } from '../transport/emitter.js'
-import { CribcallError, HandlerError, InvalidArgumentError } from '../transport/errors.js'
+import { CribcallError, HandlerError, InternalError, InvalidArgumentError } from '../transport/errors.js'
+import { warn } from './reporting-emitter.js'
 import { checkIdentity, type Identity } from '../transport/identity.js'
 
 export interface MonitorOptions {
@@ -129,6 +130,12 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
   #window: Window | undefined
   #pin: PinState | undefined
   #closed = false
+  #closing: Promise<void> | undefined
+  #resolveClosed!: () => void
+  /** Settles (never rejects) once the monitor has closed: its endpoint has stopped. */
+  readonly closed: Promise<void> = new Promise<void>((resolve) => {
+    this.#resolveClosed = () => resolve()
+  })
   readonly #onRevoked: (entry: TrustEntry) => void
   readonly #onChange: () => void
 
@@ -280,14 +287,28 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
     return this.trustStore.revoke(deviceId)
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return
-    this.#closed = true
-    this.#closePairing('closed')
-    this.#noise.close()
-    this.trustStore.off('revoked', this.#onRevoked)
-    this.trustStore.off('change', this.#onChange)
-    await this.#endpoint.close()
+  /**
+   * Closes the pairing window, every channel and the endpoint. Idempotent: every call
+   * returns the same promise, which settles with `closed`.
+   */
+  close(): Promise<void> {
+    if (this.#closing === undefined) {
+      this.#closed = true
+      this.#closePairing('closed')
+      this.#noise.close()
+      this.trustStore.off('revoked', this.#onRevoked)
+      this.trustStore.off('change', this.#onChange)
+      this.#closing = this.#endpoint.close()
+      this.#closing.then(this.#resolveClosed, this.#resolveClosed)
+    }
+    return this.#closing
+  }
+
+  /** Closes at once without waiting; the outcome is observed through `closed`, a failure on 'error'. */
+  destroy(): void {
+    this.close().catch((error: unknown) =>
+      this.#error(error instanceof CribcallError ? error : new InternalError('close failed', { cause: error })),
+    )
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -307,7 +328,7 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
   }
 
   #error(e: CribcallError): void {
-    if (!this.emitSafe('error', [e], () => undefined)) {
+    if (!this.emitSafe('error', [e], (failure) => warn(new HandlerError('error', failure)))) {
       process.emitWarning(`cribcall-quic monitor: ${e.message}`)
     }
   }

@@ -1,15 +1,10 @@
-import { InvalidArgumentError } from './errors.js'
+import { EventEmitter } from 'node:events'
 
 /** Event name → listener argument tuple. */
 export type EventMap = { [event: string]: unknown[] }
 
 /** A listener may be synchronous or async; a returned promise's rejection is caught. */
 export type Listener<Args extends unknown[]> = (...args: Args) => unknown
-
-interface Registration {
-  readonly fn: Listener<never[]>
-  readonly once: boolean
-}
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (
@@ -20,65 +15,69 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 }
 
 /**
- * A small typed event emitter. Unlike node:events it never throws from emit: a
- * listener that throws synchronously or returns a rejected promise is reported to the
- * failure callback the subclass passes to {@link TypedEmitter.emitSafe}.
+ * A node:events `EventEmitter` whose events are typed, so `events.on()`, `events.once()`
+ * (with an AbortSignal) and everything else of Node's work on it. The library emits
+ * through {@link TypedEmitter.emitSafe}, which never throws: a listener that throws
+ * synchronously or returns a rejected promise is reported to the failure callback the
+ * subclass passes, exactly once, and the remaining listeners still run.
  */
-export class TypedEmitter<Events extends EventMap> {
-  // Lists are replaced, never mutated, so an emit in progress is not disturbed by
-  // listeners added or removed meanwhile.
-  #listeners = new Map<keyof Events, readonly Registration[]>()
-
-  on<K extends keyof Events>(event: K, listener: Listener<Events[K]>): this {
-    return this.#add(event, listener, false)
-  }
-
-  once<K extends keyof Events>(event: K, listener: Listener<Events[K]>): this {
-    return this.#add(event, listener, true)
-  }
-
-  /** Removes the most recently added registration of `listener` for `event`. */
-  off<K extends keyof Events>(event: K, listener: Listener<Events[K]>): this {
-    const list = this.#listeners.get(event)
-    if (list === undefined) return this
-    for (let i = list.length - 1; i >= 0; i--) {
-      if (list[i]!.fn === (listener as unknown)) {
-        this.#set(event, [...list.slice(0, i), ...list.slice(i + 1)])
-        break
-      }
-    }
+export class TypedEmitter<Events extends EventMap> extends EventEmitter {
+  // Registration goes through these, so subclasses hear of new listeners after they
+  // are in place (node:events' 'newListener' fires before).
+  override addListener<K extends keyof Events & string>(event: K, listener: Listener<Events[K]>): this {
+    super.addListener(event, listener as (...args: any[]) => void)
+    this.listenerAdded(event)
     return this
   }
 
-  removeAllListeners(event?: keyof Events): this {
-    if (event === undefined) this.#listeners.clear()
-    else this.#listeners.delete(event)
+  override on<K extends keyof Events & string>(event: K, listener: Listener<Events[K]>): this {
+    return this.addListener(event, listener)
+  }
+
+  override once<K extends keyof Events & string>(event: K, listener: Listener<Events[K]>): this {
+    // node:events registers a once-listener through this.on: listenerAdded runs there.
+    return super.once(event, listener as (...args: any[]) => void)
+  }
+
+  override prependListener<K extends keyof Events & string>(event: K, listener: Listener<Events[K]>): this {
+    super.prependListener(event, listener as (...args: any[]) => void)
+    this.listenerAdded(event)
     return this
   }
 
-  listenerCount(event: keyof Events): number {
-    return this.#listeners.get(event)?.length ?? 0
+  override prependOnceListener<K extends keyof Events & string>(event: K, listener: Listener<Events[K]>): this {
+    // ... and a prepended one through this.prependListener.
+    return super.prependOnceListener(event, listener as (...args: any[]) => void)
+  }
+
+  override off<K extends keyof Events & string>(event: K, listener: Listener<Events[K]>): this {
+    return super.off(event, listener as (...args: any[]) => void)
+  }
+
+  override removeListener<K extends keyof Events & string>(event: K, listener: Listener<Events[K]>): this {
+    return super.removeListener(event, listener as (...args: any[]) => void)
   }
 
   /** Called after a listener was registered; subclasses may override. */
   protected listenerAdded(_event: keyof Events): void {}
 
   /**
-   * Calls every listener of `event` in registration order. Never throws: failures
-   * (sync throw or rejected returned promise) go to `onFailure`. Returns false when
-   * there was no listener.
+   * Calls every listener of `event` in registration order (a listener added or removed
+   * meanwhile does not change this emit). Never throws: failures (sync throw or
+   * rejected returned promise) go to `onFailure`. Returns false when there was no
+   * listener.
    */
-  protected emitSafe<K extends keyof Events>(
+  protected emitSafe<K extends keyof Events & string>(
     event: K,
     args: Events[K],
     onFailure: (error: unknown) => void,
   ): boolean {
-    const list = this.#listeners.get(event)
-    if (list === undefined || list.length === 0) return false
-    for (const reg of list) {
-      if (reg.once) this.#removeRegistration(event, reg)
+    // rawListeners keeps once-wrappers, which remove themselves when called.
+    const list = this.rawListeners(event) as Array<(...a: unknown[]) => unknown>
+    if (list.length === 0) return false
+    for (const fn of list) {
       try {
-        const result = (reg.fn as Listener<Events[K]>)(...args)
+        const result = fn.apply(this, args)
         if (isThenable(result)) {
           result.then(undefined, (error: unknown) => {
             try {
@@ -97,27 +96,5 @@ export class TypedEmitter<Events extends EventMap> {
       }
     }
     return true
-  }
-
-  #add<K extends keyof Events>(event: K, listener: Listener<Events[K]>, once: boolean): this {
-    if (typeof listener !== 'function') {
-      throw new InvalidArgumentError(`listener for '${String(event)}' must be a function`)
-    }
-    const list = this.#listeners.get(event) ?? []
-    this.#set(event, [...list, { fn: listener as unknown as Listener<never[]>, once }])
-    this.listenerAdded(event)
-    return this
-  }
-
-  #removeRegistration(event: keyof Events, reg: Registration): void {
-    const list = this.#listeners.get(event)
-    if (list === undefined) return
-    const i = list.indexOf(reg)
-    if (i >= 0) this.#set(event, [...list.slice(0, i), ...list.slice(i + 1)])
-  }
-
-  #set(event: keyof Events, list: readonly Registration[]): void {
-    if (list.length === 0) this.#listeners.delete(event)
-    else this.#listeners.set(event, list)
   }
 }

@@ -8,12 +8,16 @@
  * `errorCode`) are turned into these classes.
  */
 
+import type { CribcallErrorCode } from '../base/error-codes.js'
+
 export { AppErrorCode } from '../base/codes.js'
+export { ERROR_CODES, type CribcallErrorCode } from '../base/error-codes.js'
 
 export class CribcallError extends Error {
-  readonly code: string
+  /** Stable; one of {@link ERROR_CODES}. */
+  readonly code: CribcallErrorCode
 
-  constructor(code: string, message: string, options?: ErrorOptions) {
+  constructor(code: CribcallErrorCode, message: string, options?: ErrorOptions) {
     super(message, options)
     this.code = code
     this.name = new.target.name
@@ -137,7 +141,6 @@ export class TooManyConnectionsError extends CribcallError {
   }
 }
 
-/** The connection was closed because the peer was silent for longer than idleTimeoutMs. */
 /**
  * The peer answered with a QUIC stateless reset (RFC 9000 §10.3): it no longer has
  * this connection, typically because it restarted. Worth reconnecting at once.
@@ -158,6 +161,7 @@ export class ConnectionRefusedError extends CribcallError {
   }
 }
 
+/** The connection was closed because the peer was silent for longer than idleTimeoutMs. */
 export class IdleTimeoutError extends CribcallError {
   constructor(message = 'the connection timed out (idle)', options?: ErrorOptions) {
     super('ERR_IDLE_TIMEOUT', message, options)
