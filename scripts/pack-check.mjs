@@ -11,9 +11,12 @@
 //      packages that `napi prepublish` writes) and this platform's package from
 //      npm/<platform>/ with the .node copied in;
 //   4. installs both tarballs into a fresh project outside the repository and runs an
-//      ESM consumer (consumer.mjs) and a CommonJS consumer (consumer.cjs) there with a
-//      PATH that has node but no cargo/rustc: each must pair a monitor and a listener by
-//      QR, receive a NOISE_EVENT, print one line and exit 0 within 20 s.
+//      ESM consumer (consumer.mjs), a CommonJS consumer (consumer.cjs) and a TypeScript
+//      consumer (consumer-ts.mts, compiled there with `strict` and `module: nodenext`
+//      against the installed types: events.on/once with AbortSignal, await using, typed
+//      error codes) with a PATH that has node but no cargo/rustc: each must pair a
+//      monitor and a listener by QR, receive a NOISE_EVENT, print one line and exit 0
+//      within 20 s.
 //
 // Options:
 //   --no-build         use the existing .node and dist/
@@ -39,7 +42,7 @@ import { delimiter, dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const CONSUMER_TIMEOUT_MS = 20_000
-const CONSUMERS = ['consumer.mjs', 'consumer.cjs']
+const CONSUMERS = ['consumer.mjs', 'consumer.cjs', 'consumer-ts.mjs']
 /** Defined dynamic symbols the addon may export: the N-API module entry points. */
 const ALLOWED_EXPORT = /^(napi_register_module_v1|node_api_[A-Za-z0-9_]+)$/
 /** Symbols that would mean BoringSSL leaks out of the addon's dynamic table. */
@@ -215,7 +218,34 @@ if (installedFiles.some((f) => f.endsWith('.node'))) fail(`node_modules/${pkg.na
 if (!existsSync(join(project, 'node_modules', `${pkg.name}-${abi}`, `${binaryName}.${abi}.node`))) {
   fail(`node_modules/${pkg.name}-${abi} has no ${binaryName}.${abi}.node`)
 }
-for (const c of CONSUMERS) copyFileSync(join(root, 'scripts', 'pack-check', c), join(project, c))
+for (const c of ['consumer.mjs', 'consumer.cjs', 'consumer-ts.mts']) copyFileSync(join(root, 'scripts', 'pack-check', c), join(project, c))
+
+// The TypeScript consumer, compiled against the installed package as a user's project
+// would (its .d.ts files checked too: no skipLibCheck).
+step('compile the TypeScript consumer (strict, module nodenext) against the installed types')
+writeFileSync(
+  join(project, 'tsconfig.json'),
+  `${JSON.stringify(
+    {
+      compilerOptions: {
+        strict: true,
+        module: 'nodenext',
+        moduleResolution: 'nodenext',
+        target: 'es2022',
+        lib: ['es2022', 'esnext.disposable'],
+        types: ['node'],
+        typeRoots: [join(root, 'node_modules', '@types')],
+        outDir: '.',
+        noEmitOnError: true,
+      },
+      files: ['consumer-ts.mts'],
+    },
+    null,
+    2,
+  )}\n`,
+)
+run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(project, 'tsconfig.json')], { cwd: project })
+if (!existsSync(join(project, 'consumer-ts.mjs'))) fail('tsc did not emit consumer-ts.mjs')
 
 /** PATH with the given node and the system directories, and no cargo or rustc. */
 function strippedPath(nodeBin) {

@@ -8,6 +8,8 @@ export {
   BindError,
   ConnectionClosedError,
   CribcallError,
+  ERROR_CODES,
+  type CribcallErrorCode,
   EndpointClosedError,
   FrameTooLargeError,
   HandlerError,
