@@ -127,8 +127,8 @@ export {
   type TrustStore,
   type TrustStoreEvents,
 } from './store/trust-store.js'
-export { IdentityFileError, loadOrCreateIdentity, type LoadIdentityOptions } from './store/identity-store.js'
-export { LockTimeoutError } from './store/fs-atomic.js'
+export { IdentityFileError, IdentityNotFoundError, loadOrCreateIdentity, type LoadIdentityOptions } from './store/identity-store.js'
+export { LockTimeoutError, PermissionError } from './store/fs-atomic.js'
 export {
   DEFAULT_MONITOR_PORT,
   QrPayloadError,

@@ -355,7 +355,11 @@ describe('cribcall-agent CLI', () => {
       const a = await run(['pair', '--json', '--dir', dir('X'), '--host', HOST, '--port', String(port), '--fingerprint', fp(), '--pin', '123456', '--timeout', '1'])
       expect(performance.now() - t0).toBeLessThan(8000)
       expectCleanFailure(a, 1, /handshake timeout/)
-      expect(a.events).toEqual([expect.objectContaining({ event: 'error', code: 'ERR_HANDSHAKE_TIMEOUT' })])
+      // Not silent while it waits: it says where it connects at once.
+      expect(a.events).toEqual([
+        expect.objectContaining({ event: 'connecting', host: HOST, port }),
+        expect.objectContaining({ event: 'error', code: 'ERR_HANDSHAKE_TIMEOUT' }),
+      ])
     })
 
     it('wrong PIN: rejected, and pair --pin gives up after the first rejection', async () => {
@@ -363,8 +367,8 @@ describe('cribcall-agent CLI', () => {
       const a = await run(['pair', '--json', '--dir', dir('L4'), '--host', HOST, '--port', String(monitorInfo.port), '--fingerprint', fp(), '--pin', '000000'])
       const shown = await monitor.waitFor('pin', () => true, 5000, from)
       if (shown.pin === '000000') return // one chance in a million: the guess was right
-      expectCleanFailure(a, 1, /rejected the PIN/)
-      expect(a.events).toEqual([expect.objectContaining({ event: 'error', code: 'ERR_PAIRING_REJECTED' })])
+      expectCleanFailure(a, 1, /wrong PIN: the monitor rejected it/)
+      expect(a.events).toEqual([expect.objectContaining({ event: 'connecting' }), expect.objectContaining({ event: 'error', code: 'ERR_PAIRING_REJECTED' })])
       expect(await monitor.waitFor('pairing-failed', () => true, 5000, from)).toMatchObject({ method: 'pin' })
       const list = await run(['trust', 'list', '--json', '--dir', dir('L4')])
       expect(list.events).toEqual([])
@@ -382,6 +386,12 @@ describe('cribcall-agent CLI', () => {
     })
 
     it('watch without a paired monitor; revoking an unknown device', async () => {
+      // A mistyped --dir: said so, and nothing is created there.
+      expectCleanFailure(await run(['watch', '--dir', dir('typo')]), 1, /no identity in .*typo.*is --dir right/)
+      expect(existsSync(dir('typo'))).toBe(false)
+      expectCleanFailure(await run(['trust', 'revoke', '00000000-0000-4000-8000-000000000000', '--dir', dir('typo')]), 1, /no trust store in/)
+      expect(existsSync(dir('typo'))).toBe(false)
+      expect((await run(['identity', '--dir', dir('empty')])).code).toBe(0)
       expectCleanFailure(await run(['watch', '--dir', dir('empty')]), 1, /no paired monitor/)
       expectCleanFailure(await run(['trust', 'revoke', '00000000-0000-4000-8000-000000000000', '--dir', dir('M')]), 1, /no paired device/)
     })

@@ -260,8 +260,13 @@ describe('command line', () => {
 
   it('loads the console only with --web (a dynamic import in the monitor command)', async () => {
     const main = await fs.readFile(CLI, 'utf8')
-    expect(main).not.toMatch(/^import[^;]*from '\.\/web\//m)
-    expect(main).toContain("await import('./web/index.js')")
+    expect(main).not.toMatch(/^import[^;]*from '\.\/(web|commands)\//m)
+    const monitorCmd = await fs.readFile(path.join(path.dirname(CLI), 'commands', 'monitor.js'), 'utf8')
+    expect(monitorCmd).not.toMatch(/^import[^;]*from '(\.\.\/web|\.\/monitor-web)/m)
+    expect(monitorCmd).toContain("await import('./monitor-web.js')")
+    const monitorWeb = await fs.readFile(path.join(path.dirname(CLI), 'commands', 'monitor-web.js'), 'utf8')
+    expect(monitorWeb).not.toMatch(/^import[^;]*from '\.\.\/web\//m)
+    expect(monitorWeb).toContain("await import('../web/index.js')")
     const index = await fs.readFile(path.join(path.dirname(CLI), '..', 'index.js'), 'utf8')
     expect(index).not.toMatch(/cli\/web|\.\/cli\//)
   })

@@ -3,7 +3,7 @@
 import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
 import { ControlChannel, type Trust } from '../protocol/control-channel.js'
-import { ErrorCode } from '../protocol/messages.js'
+import { ErrorCode, LIMITS } from '../protocol/messages.js'
 import { DEFAULT_MONITOR_PORT, parseQrPayload, type QrPayload } from '../pairing/qr.js'
 import { qrPairingProof } from '../pairing/qr-proof.js'
 import type { TrustEntry, TrustStore } from '../store/trust-store.js'
@@ -213,7 +213,9 @@ export class Listener extends ReportingEmitter<ListenerEvents> {
    * Pairs by PIN (CPace). `getPin` returns the six digits the user typed; it is asked
    * again after a wrong PIN while the session has attempts left. The prompt lasts until
    * the pairing session expires (PIN_REQUIRED's expiresInSec): its `signal` aborts then,
-   * and pairing fails with PairingRejectedError EXPIRED.
+   * and pairing fails with PairingRejectedError EXPIRED. PIN pairing carries no monitor
+   * name: `monitorName` is stored (default `monitor at <host>`); `monitorId`, when
+   * given, must be the monitor's.
    */
   async pairWithPin(
     target: PairTarget & { readonly monitorFingerprint: string; readonly monitorId?: string; readonly monitorName?: string },
@@ -243,7 +245,8 @@ export class Listener extends ReportingEmitter<ListenerEvents> {
       if (m.monitorId.toLowerCase() !== req.monitorId.toLowerCase()) {
         throw new PairingFailedError('PAIR_ACCEPTED names another monitor than PIN_REQUIRED')
       }
-      const entry = await this.#storeMonitor(req.monitorId, target.monitorName ?? 'Monitor', channel, target.host, port)
+      // PIN pairing carries no monitor name (SPEC.md §7.2): the caller's, else its address.
+      const entry = await this.#storeMonitor(req.monitorId, target.monitorName ?? [...`monitor at ${target.host}`].slice(0, LIMITS.nameMax).join(''), channel, target.host, port)
       channel.upgradeTrust()
       return entry
     } finally {

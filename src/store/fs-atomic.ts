@@ -4,7 +4,33 @@ import { randomBytes } from 'node:crypto'
 import { promises as fs, constants as fsc } from 'node:fs'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { CribcallError } from '../transport/errors.js'
+import { AbortError, CribcallError } from '../transport/errors.js'
+
+/** A directory or file the process may not read or write (EACCES, EPERM, EROFS). */
+export class PermissionError extends CribcallError {
+  readonly path: string
+
+  constructor(file: string, message: string, options?: ErrorOptions) {
+    super('ERR_PERMISSION', message, options)
+    this.name = 'PermissionError'
+    this.path = file
+  }
+}
+
+/** `e` as a {@link PermissionError} when it is a permission failure on `file`, else `e`. */
+export function permissionFailure(e: unknown, file: string, doing: string): unknown {
+  const code = (e as NodeJS.ErrnoException | null)?.code
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+    const why = code === 'EROFS' ? 'read-only file system' : 'permission denied'
+    return new PermissionError(file, `cannot ${doing} ${file}: ${why}`, { cause: e })
+  }
+  return e
+}
+
+/** Rejects with AbortError when `signal` has aborted. */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted === true) throw new AbortError(signal.reason)
+}
 
 /** Writes `data` to `file` atomically: readers see the old or the new content, never a mix. */
 export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
@@ -95,7 +121,7 @@ async function lockAcrossProcesses<T>(file: string, fn: () => Promise<T>, timeou
       await h.close()
       break
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw permissionFailure(e, path.dirname(file), 'write in')
       const owner = Number.parseInt(await fs.readFile(lock, 'utf8').catch(() => ''), 10)
       if (owner === process.pid) {
         // Callers in this process are serialized, so a lock naming our pid is a leftover
@@ -129,6 +155,10 @@ async function lockAcrossProcesses<T>(file: string, fn: () => Promise<T>, timeou
 
 /** Creates `dir` with mode 0700 (and tightens an existing one). */
 export async function ensurePrivateDir(dir: string): Promise<void> {
-  await fs.mkdir(dir, { recursive: true, mode: 0o700 })
-  if (process.platform !== 'win32') await fs.chmod(dir, 0o700)
+  try {
+    await fs.mkdir(dir, { recursive: true, mode: 0o700 })
+    if (process.platform !== 'win32') await fs.chmod(dir, 0o700)
+  } catch (e) {
+    throw permissionFailure(e, dir, 'create or secure the directory')
+  }
 }

@@ -10,7 +10,7 @@ import { promises as fs } from 'node:fs'
 import path from 'node:path'
 import { CribcallError, InvalidArgumentError } from '../transport/errors.js'
 import { fingerprintOf, generateIdentity, type Identity, type KeyType } from '../transport/identity.js'
-import { ensurePrivateDir, withFileLock, writeFileAtomic } from './fs-atomic.js'
+import { ensurePrivateDir, permissionFailure, throwIfAborted, withFileLock, writeFileAtomic } from './fs-atomic.js'
 
 export class IdentityFileError extends CribcallError {
   readonly path: string
@@ -27,6 +27,24 @@ export interface LoadIdentityOptions {
   readonly keyType?: KeyType
   /** deviceId for a new identity (default: random UUID v4). */
   readonly deviceId?: string
+  /**
+   * false: only load; a directory without an identity (or no directory) is an
+   * IdentityNotFoundError and nothing is created. Default true.
+   */
+  readonly create?: boolean
+  /** Aborting it before the identity is read or written rejects with AbortError. */
+  readonly signal?: AbortSignal
+}
+
+/** `loadOrCreateIdentity(dir, { create: false })` found no identity in `dir`. */
+export class IdentityNotFoundError extends CribcallError {
+  readonly path: string
+
+  constructor(dir: string) {
+    super('ERR_NOT_FOUND', `no identity in ${dir}`)
+    this.name = 'IdentityNotFoundError'
+    this.path = dir
+  }
 }
 
 const FILES = ['identity.json', 'cert.der', 'key.pem'] as const
@@ -54,10 +72,19 @@ async function exists(file: string): Promise<boolean> {
 export async function loadOrCreateIdentity(dir: string, options: LoadIdentityOptions = {}): Promise<Identity> {
   if (typeof dir !== 'string' || dir.length === 0) throw new InvalidArgumentError('identity directory must be a non-empty string')
   const root = path.resolve(dir)
+  throwIfAborted(options.signal)
+  if (options.create === false && !(await exists(path.join(root, 'identity.json')).catch((e: unknown) => Promise.reject(permissionFailure(e, root, 'read'))))) {
+    throw new IdentityNotFoundError(root)
+  }
   await ensurePrivateDir(root)
+  throwIfAborted(options.signal)
   return withFileLock(path.join(root, 'identity.json'), async () => {
-    const present = await Promise.all(FILES.map((f) => exists(path.join(root, f))))
-    if (present.every((p) => !p)) return create(root, options)
+    throwIfAborted(options.signal)
+    const present = await Promise.all(FILES.map((f) => exists(path.join(root, f)))).catch((e: unknown) => Promise.reject(permissionFailure(e, root, 'read')))
+    if (present.every((p) => !p)) {
+      if (options.create === false) throw new IdentityNotFoundError(root)
+      return create(root, options)
+    }
     if (!present.every((p) => p)) {
       const missing = FILES.filter((_, i) => !present[i]).join(', ')
       throw new IdentityFileError(root, `identity in ${root} is incomplete (missing ${missing}); it was left untouched`)

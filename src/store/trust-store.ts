@@ -6,7 +6,7 @@ import path from 'node:path'
 import { FINGERPRINT_RE as FP_RE, STORED_DEVICE_ID_RE as UUID_RE } from '../base/formats.js'
 import { TypedEmitter } from '../transport/emitter.js'
 import { CribcallError, InvalidArgumentError } from '../transport/errors.js'
-import { ensurePrivateDir, withFileLock, writeFileAtomic } from './fs-atomic.js'
+import { ensurePrivateDir, permissionFailure, PermissionError, throwIfAborted, withFileLock, writeFileAtomic } from './fs-atomic.js'
 
 export interface TrustEntry {
   readonly deviceId: string
@@ -41,7 +41,8 @@ export interface TrustStore {
   /** Updates lastSeenAt/lastAddress (no-op for an unknown device). */
   touch(deviceId: string, seen: { lastSeenAt: number; lastAddress?: string }): Promise<void>
   /** Removes the entry and emits 'revoked'. Returns the removed entry. */
-  revoke(deviceId: string): Promise<TrustEntry | undefined>
+  /** Aborting `signal` before the change is written rejects with AbortError (nothing changed). */
+  revoke(deviceId: string, options?: { readonly signal?: AbortSignal }): Promise<TrustEntry | undefined>
   on<K extends keyof TrustStoreEvents>(event: K, listener: (...args: TrustStoreEvents[K]) => unknown): unknown
   off<K extends keyof TrustStoreEvents>(event: K, listener: (...args: TrustStoreEvents[K]) => unknown): unknown
 }
@@ -127,8 +128,10 @@ abstract class BaseTrustStore extends TypedEmitter<TrustStoreEvents> implements 
     if (updated) this.changed()
   }
 
-  async revoke(deviceId: string): Promise<TrustEntry | undefined> {
+  async revoke(deviceId: string, options: { readonly signal?: AbortSignal } = {}): Promise<TrustEntry | undefined> {
+    throwIfAborted(options.signal)
     const removed = await this.commit((m) => {
+      throwIfAborted(options.signal)
       const old = m.get(deviceId)
       m.delete(deviceId)
       return old
@@ -202,10 +205,17 @@ export class FileTrustStore extends BaseTrustStore {
     this.path = file
   }
 
-  static async open(file: string): Promise<FileTrustStore> {
+  /**
+   * Opens (and creates, with its 0700 directory) the store in `file`. `readOnly`: the
+   * directory is neither created nor re-secured (for tools that only list), and a
+   * missing file reads as an empty store. Aborting `signal` rejects with AbortError.
+   */
+  static async open(file: string, options: { readonly signal?: AbortSignal; readonly readOnly?: boolean } = {}): Promise<FileTrustStore> {
     if (typeof file !== 'string' || file.length === 0) throw new InvalidArgumentError('trust store path must be a non-empty string')
+    throwIfAborted(options.signal)
     const store = new FileTrustStore(path.resolve(file))
-    await ensurePrivateDir(path.dirname(store.path))
+    if (options.readOnly !== true) await ensurePrivateDir(path.dirname(store.path))
+    throwIfAborted(options.signal)
     await store.reload()
     return store
   }
@@ -258,6 +268,8 @@ export class FileTrustStore extends BaseTrustStore {
       text = await fs.readFile(this.path, 'utf8')
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return new Map()
+      const denied = permissionFailure(e, this.path, 'read the trust store')
+      if (denied instanceof PermissionError) throw denied
       throw new TrustStoreError(`cannot read trust store ${this.path}`, { cause: e })
     }
     return parseStoreFile(text, this.path)

@@ -52,7 +52,6 @@ function actionsFor(o: WebConsoleOptions, state: ConsoleState): ConsoleActions {
   let qrCache: { version: number; svg: string } | undefined
   return {
     async openPairing(body) {
-      if (o.pairMode === 'off') throw new HttpError(409, 'pairing is disabled (--pair off)')
       const minutes = body.minutes ?? o.pairMinutes
       if (typeof minutes !== 'number' || !Number.isFinite(minutes) || minutes <= 0 || minutes > MAX_MINUTES) {
         throw new HttpError(400, `minutes must be a number above 0 and at most ${MAX_MINUTES}`)

@@ -102,12 +102,11 @@ function renderPairing(p, pin) {
     $('pin-listener').textContent = pin.listenerName
   } else $('pin').textContent = ''
   const note = $('pairing-note')
-  if (p.mode === 'off') note.textContent = 'Pairing is disabled (--pair off).'
+  if (!p.open && p.mode === 'off') note.textContent = 'Started with --pair off: no window opens by itself; Open pairing offers QR and PIN.'
   else if (!p.open) note.textContent = 'New listeners cannot pair while the window is closed.'
   else if (p.allowPin && !p.allowQr) note.textContent = 'PIN pairing: the PIN appears here when a listener asks.'
   else if (p.allowPin) note.textContent = 'PIN pairing too: the PIN appears here when a listener asks.'
   else note.textContent = ''
-  $('open-pairing').disabled = p.mode === 'off'
   $('open-pairing').textContent = p.open ? 'Reopen (new code)' : 'Open pairing'
   $('close-pairing').disabled = !p.open
   const minutes = $('minutes')
