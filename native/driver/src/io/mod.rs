@@ -26,6 +26,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -180,8 +181,7 @@ impl Io {
             .map_err(|_| DriverError::Tls("random generator failed".into()))?;
         let retry_tokens =
             RetryTokens::new(&token_key, Instant::now(), limits::RETRY_TOKEN_LIFETIME);
-        let keylog = std::env::var_os("SSLKEYLOGFILE").map(std::path::PathBuf::from);
-        let qlog_dir = std::env::var_os("QLOGDIR").map(std::path::PathBuf::from);
+        let (keylog, qlog_dir) = debugging_aids()?;
         debug_log!("endpoint bound to {local}");
         Ok((
             Io {
@@ -244,6 +244,7 @@ impl Io {
 
     /// Debugging aids, off unless asked for: SSLKEYLOGFILE (TLS secrets in NSS
     /// key log format, for Wireshark) and QLOGDIR (one qlog file per connection).
+    /// A file that cannot be created later (disk full) is skipped.
     fn attach_keylog(&self, q: &mut quiche::Connection, is_server: bool) {
         if let Some(path) = &self.keylog {
             if let Ok(f) = std::fs::OpenOptions::new()
@@ -257,12 +258,13 @@ impl Io {
         if let Some(dir) = &self.qlog_dir {
             let role = if is_server { "server" } else { "client" };
             let file = dir.join(format!("{}-{role}.sqlog", q.trace_id()));
-            if let Ok(f) = std::fs::File::create(&file) {
-                q.set_qlog(
+            match std::fs::File::create(&file) {
+                Ok(f) => q.set_qlog(
                     Box::new(std::io::BufWriter::new(f)),
                     format!("cribcall-quic {role}"),
                     format!("cribcall-quic {role} {}", q.trace_id()),
-                );
+                ),
+                Err(e) => debug_log!("qlog {}: {e}", file.display()),
             }
         }
     }
@@ -444,4 +446,37 @@ pub fn run(core: Arc<Mutex<Io>>, mut poll: Poll, mut sink: impl EventSink) {
     if let Some(batch) = batch {
         let _ = catch_unwind(AssertUnwindSafe(|| sink.deliver(batch)));
     }
+}
+
+/// SSLKEYLOGFILE and QLOGDIR, checked when the endpoint starts: the QLOGDIR
+/// directory is created (with its parents), and either one that cannot be
+/// used fails the bind with a message naming it, instead of writing nothing.
+fn debugging_aids() -> Result<(Option<PathBuf>, Option<PathBuf>), DriverError> {
+    let keylog = std::env::var_os("SSLKEYLOGFILE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    if let Some(path) = &keylog {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| {
+                DriverError::InvalidArgument(format!(
+                    "SSLKEYLOGFILE={}: cannot open the file: {e}",
+                    path.display()
+                ))
+            })?;
+    }
+    let qlog_dir = std::env::var_os("QLOGDIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    if let Some(dir) = &qlog_dir {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            DriverError::InvalidArgument(format!(
+                "QLOGDIR={}: cannot create the directory: {e}",
+                dir.display()
+            ))
+        })?;
+    }
+    Ok((keylog, qlog_dir))
 }
