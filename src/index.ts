@@ -130,9 +130,14 @@ export {
 export { IdentityFileError, IdentityNotFoundError, loadOrCreateIdentity, type LoadIdentityOptions } from './store/identity-store.js'
 export { LockTimeoutError, PermissionError } from './store/fs-atomic.js'
 export {
+  COMPACT_QR_MAX_LENGTH,
+  COMPACT_QR_NAME_MAX_BYTES,
+  COMPACT_QR_PREFIX,
   DEFAULT_MONITOR_PORT,
   QrPayloadError,
+  buildCompactQrPayload,
   buildQrPayload,
+  compactQrName,
   parseQrPayload,
   type QrPayload,
   type QrPayloadInput,

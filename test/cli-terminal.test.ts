@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { MemoryTrustStore, Monitor, generateIdentity } from '../src/index.js'
 import { LOOPBACK, withTimeout } from './helpers.js'
+import { decodeTerminal, stripAnsi } from './qr-decode.js'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const CLI = path.join(here, '..', 'dist', 'cli', 'main.js')
@@ -36,8 +37,9 @@ class TtyAgent {
   output = ''
   readonly exited: Promise<number | null>
 
-  constructor(args: readonly string[]) {
-    const command = [process.execPath, CLI, ...args].map(shellQuote).join(' ')
+  constructor(args: readonly string[], size?: { columns: number; rows: number }) {
+    const cli = [process.execPath, CLI, ...args].map(shellQuote).join(' ')
+    const command = size === undefined ? cli : `stty cols ${size.columns} rows ${size.rows}; exec ${cli}`
     // -q quiet, -f flush, -e the child's exit code, -c the command; no typescript file.
     this.child = spawn('script', ['-qfec', command, '/dev/null'], {
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -111,6 +113,40 @@ describe.skipIf(!hasScript)('the PIN prompt in a terminal', () => {
     const list = run(['trust', 'list', '--json', '--dir', path.join(root, 'wrong-pin')])
     expect(JSON.parse(list.stdout.trim()) as { name: string }).toMatchObject({ name: `monitor at ${LOOPBACK}` })
     monitor.closePairing()
+  })
+})
+
+describe.skipIf(!hasScript)('the QR code in an 80 × 24 terminal', () => {
+  it('fits with its quiet zone, decodes to the exact payload printed, and pair --qr pairs with it', async () => {
+    const dir = path.join(root, 'qr-monitor')
+    const agent = new TtyAgent(['monitor', '--dir', dir, '--host', LOOPBACK, '--port', '0', '--name', 'Nursery monitor', '--auto-approve'], { columns: 80, rows: 24 })
+    try {
+      await agent.waitFor(/pairing open for 5 min[\s\S]*█{20,}[^\n]*\n[\s\S]*█{20,}[^\n]*\r?\n[^█]*$/)
+      const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(agent.output)?.[1])
+      const compact = /compact QR payload: '([^']+)'/.exec(agent.output)?.[1] as string
+      expect(compact).toMatch(/^CC1:/)
+      // The QR code: the last block of lines made only of half blocks and blanks.
+      const lines = stripAnsi(agent.output).split(/\r?\n/)
+      const qr: string[] = []
+      for (let i = lines.length - 1; i >= 0; i--) {
+        const l = lines[i] as string
+        if (/^[█▀▄ ]+$/.test(l) && l.includes('█')) qr.unshift(l)
+        else if (qr.length > 0) break
+      }
+      expect(qr.length).toBeLessThanOrEqual(23) // and the cursor's line: 24
+      expect(Math.max(...qr.map((l) => [...l].length))).toBeLessThanOrEqual(80)
+      // A 4-module quiet zone: the first two rows (4 modules) and 4 columns each side are light.
+      expect(qr.slice(0, 2).every((l) => /^█+$/.test(l))).toBe(true)
+      expect(qr.every((l) => l.startsWith('████') && l.endsWith('████'))).toBe(true)
+      expect(decodeTerminal(qr)).toBe(compact)
+      // What the terminal shows pairs: a listener types it into pair --qr.
+      const r = spawnSync(process.execPath, [CLI, 'pair', '--json', '--dir', path.join(root, 'qr-listener'), '--qr', compact, '--host', LOOPBACK, '--port', String(port)], { encoding: 'utf8', timeout: 20_000 })
+      expect(r.status, r.stderr).toBe(0)
+      expect(r.stdout).toMatch(/"event":"paired".*"name":"Nursery monitor"/)
+    } finally {
+      agent.type('\x03')
+      await withTimeout(agent.exited, 5000, 'the monitor to stop')
+    }
   })
 })
 

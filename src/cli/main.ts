@@ -67,7 +67,7 @@ function program(argv: readonly string[]): Command {
     .command('pair')
     .description('pair with a monitor as a listener (QR payload, or fingerprint + PIN); reads the PIN from stdin when not a terminal')
     .addOption(dirOption())
-    .option('--qr <json>', 'the monitor_pair_v1 JSON from the QR code')
+    .option('--qr <payload>', "the QR code's text: the monitor_pair_v1 JSON, or its compact CC1: form")
     .option('--host <host>', 'monitor address')
     .option('--port <port>', `monitor UDP port (default: from the QR code, else ${DEFAULT_PORT})`, parsePort)
     .option('--fingerprint <hex>', 'monitor certificate fingerprint (PIN pairing)', parseFingerprint)

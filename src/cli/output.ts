@@ -11,7 +11,7 @@ interface Out {
 /** Set from the global --json / --debug flags before any command runs. */
 export const out: Out = { json: false, debug: false }
 
-/** Exit codes (documented in docs/cli.md). */
+/** Exit codes (documented in the README, "Errors and exit status"). */
 export const EXIT = {
   OK: 0,
   FAILURE: 1,

@@ -2,7 +2,7 @@
 // window (QR and CPace PIN), pushes NOISE_EVENTs and enforces revocation.
 import { ControlChannel } from '../protocol/control-channel.js'
 import { ErrorCode, type Message, type PairRequestMessage, type PinPairingInitMessage, type PinSubmitMessage } from '../protocol/messages.js'
-import { buildQrPayload, DEFAULT_MONITOR_PORT } from '../pairing/qr.js'
+import { buildCompactQrPayload, buildQrPayload, DEFAULT_MONITOR_PORT, type QrPayloadInput } from '../pairing/qr.js'
 import { generateQrPairingSecret, verifyQrPairingProof } from '../pairing/qr-proof.js'
 import { PinInitiator, decodeB64x32, tagsEqual, transcriptBytes } from '../pairing/pin.js'
 import { PinRules, type PinRulesOptions, type PinSessionInfo } from '../pairing/pin-session.js'
@@ -209,15 +209,33 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
    * no secret and pairs nobody (except legacy requests, which need `allowLegacyQr`).
    */
   pairingQrPayload(): string {
+    return buildQrPayload(this.#qrInput())
+  }
+
+  /**
+   * The same QR payload in its compact form (`CC1:` + Base45, SPEC §7.1.8): small enough
+   * for a QR code that fits an 80 × 24 terminal, for where the JSON one does not fit
+   * (offer the JSON form wherever it fits: other implementations may scan only that).
+   * It leaves out `monitorPublicKey` and cuts a name longer than 18 UTF-8 bytes.
+   * Undefined while no pairing window that allows QR pairing is open (the compact form
+   * always carries the secret). Throws QrPayloadError when the identity's deviceId is
+   * not lowercase (the compact form can only carry the lowercase id, SPEC §7.1.8).
+   */
+  pairingQrCompact(): string | undefined {
+    const input = this.#qrInput()
+    return input.pairingSecret === undefined ? undefined : buildCompactQrPayload(input)
+  }
+
+  #qrInput(): QrPayloadInput {
     const secret = this.#window?.qrSecret
-    return buildQrPayload({
+    return {
       monitorId: this.identity.deviceId,
       monitorName: this.name,
       monitorCertFingerprint: this.identity.fingerprint,
       monitorPublicKey: this.identity.publicKey,
       defaultPort: this.address.port === 0 ? DEFAULT_MONITOR_PORT : this.address.port,
       ...(secret === undefined ? {} : { pairingSecret: secret }),
-    })
+    }
   }
 
   /**
@@ -283,8 +301,8 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
   }
 
   /** Revokes a paired listener: removed from the store, its live channels closed (UNAUTHORIZED). */
-  async revoke(deviceId: string): Promise<TrustEntry | undefined> {
-    return this.trustStore.revoke(deviceId)
+  async revoke(deviceId: string, options: { readonly signal?: AbortSignal } = {}): Promise<TrustEntry | undefined> {
+    return this.trustStore.revoke(deviceId, options)
   }
 
   /**

@@ -1,11 +1,11 @@
 // `cribcall-agent monitor`: a monitor with a pairing window, approvals, NOISE_EVENTs
 // from stdin, and optionally the web console.
 import { createInterface } from 'node:readline'
-import QRCode from 'qrcode'
 import { CribcallError, Monitor, type ControlChannel, type PairingRequestInfo, type TrustEntry } from '../../index.js'
 import { Approvals } from '../approvals.js'
 import { onInterrupt } from '../interrupt.js'
 import { parsePositive } from '../options.js'
+import { terminalQr, terminalSize } from '../qr-terminal.js'
 import { closeText, emit, out, UsageError, warn } from '../output.js'
 import { openState } from '../state.js'
 import type { WebConsole } from '../web/index.js'
@@ -65,11 +65,18 @@ export async function cmdMonitor(o: MonitorCmd): Promise<void> {
       },
     })
     const payload = monitor.pairingQrPayload()
+    const compact = mode === 'pin' ? undefined : monitor.pairingQrCompact()
     if (mode !== 'pin') {
-      if (!out.json && process.stdout.isTTY) process.stdout.write(await QRCode.toString(payload, { type: 'terminal', small: true }))
-      emit('qr', { payload }, `pairing QR payload: ${payload}`)
+      emit('qr', { payload, ...(compact === undefined ? {} : { compact }) }, `pairing QR payload: ${payload}${compact === undefined ? '' : `\ncompact QR payload: '${compact}'`}`)
     }
     emit('pairing-opened', { minutes, qr: mode !== 'pin', pin: mode !== 'qr' }, `pairing open for ${minutes} min (${mode === 'both' ? 'QR and PIN' : mode.toUpperCase()})`)
+    // The QR code last, so that nothing pushes it off the screen: the JSON form when its
+    // code fits the terminal, else the compact form (SPEC §7.1.8; 45 × 23 on 80 × 24).
+    if (mode !== 'pin' && !out.json && process.stdout.isTTY) {
+      const qr = terminalQr(payload, compact, { ...terminalSize(process.stdout), ansi: process.env.NO_COLOR === undefined })
+      if (!qr.fits) process.stdout.write(`(the QR code needs a terminal of ${qr.columns} × ${qr.rows + 1}: enlarge it and type 'pair' to show it again)\n`)
+      process.stdout.write(qr.lines.join('\n') + '\n')
+    }
   }
   if (o.web !== undefined) {
     const { startMonitorConsole } = await import('./monitor-web.js')

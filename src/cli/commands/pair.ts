@@ -24,7 +24,7 @@ export interface PairCmd {
 const STILL_WAITING_MS = 5000
 
 function checkPairOptions(o: PairCmd): void {
-  if (o.qr === undefined && o.fingerprint === undefined) throw new UsageError('give --qr JSON, or --fingerprint F for PIN pairing')
+  if (o.qr === undefined && o.fingerprint === undefined) throw new UsageError("give --qr with the QR code's text, or --fingerprint F for PIN pairing")
   if (o.qr !== undefined && o.fingerprint !== undefined) throw new UsageError('--qr and --fingerprint exclude each other')
   if (o.qr !== undefined && o.pin !== undefined) throw new UsageError('--pin is for PIN pairing (--fingerprint), not --qr')
   if (o.qr !== undefined && o.monitorName !== undefined) throw new UsageError('--monitor-name is for PIN pairing; a QR code carries the name')
