@@ -27,6 +27,15 @@ describe('role options', () => {
     await expect(Monitor.start({ identity: identity as never, trustStore: new MemoryTrustStore(), name: 'Nursery', host: '127.0.0.1', port: 0 })).rejects.toThrow(message)
   })
 
+  it.each([
+    ['undefined', undefined, /trustStore must be a TrustStore/],
+    ['an empty object', {}, /trustStore is not a TrustStore: no list, get, findByFingerprint, put, touch, revoke, on, off/],
+    ['a store without revoke', { list: () => [], get: () => undefined, findByFingerprint: () => undefined, put: async () => {}, touch: async () => {}, on: () => {}, off: () => {} }, /no revoke$/],
+  ])('Listener and Monitor refuse %s as trustStore where it is given', async (_what, trustStore, message) => {
+    expect(() => new Listener({ identity: good, trustStore: trustStore as never })).toThrow(message)
+    await expect(Monitor.start({ identity: good, trustStore: trustStore as never, name: 'Nursery', host: '127.0.0.1', port: 0 })).rejects.toThrow(InvalidArgumentError)
+  })
+
   it('a whole identity is accepted', async () => {
     const l = new Listener({ identity: good, trustStore: new MemoryTrustStore() })
     await l.close()

@@ -6,7 +6,7 @@ import { ControlChannel, type Trust } from '../protocol/control-channel.js'
 import { ErrorCode, LIMITS } from '../protocol/messages.js'
 import { DEFAULT_MONITOR_PORT, parseQrPayload, type QrPayload } from '../pairing/qr.js'
 import { qrPairingProof } from '../pairing/qr-proof.js'
-import type { TrustEntry, TrustStore } from '../store/trust-store.js'
+import { checkTrustStore, type TrustEntry, type TrustStore } from '../store/trust-store.js'
 import { hostPort, parseHostPort, publicKeyOf } from './address.js'
 import { Endpoint, type EndpointOptions } from '../transport/endpoint.js'
 import { AbortError, CribcallError, InternalError, InvalidArgumentError } from '../transport/errors.js'
@@ -94,7 +94,7 @@ export class Listener extends ReportingEmitter<ListenerEvents> {
   constructor(options: ListenerOptions) {
     super()
     if (options === null || typeof options !== 'object') throw new InvalidArgumentError('Listener options must be an object')
-    if (options.trustStore === undefined) throw new InvalidArgumentError('trustStore is required')
+    checkTrustStore(options.trustStore)
     checkIdentity(options.identity)
     this.identity = options.identity
     this.trustStore = options.trustStore

@@ -6,7 +6,7 @@ import { buildCompactQrPayload, buildQrPayload, DEFAULT_MONITOR_PORT, type QrPay
 import { generateQrPairingSecret, verifyQrPairingProof } from '../pairing/qr-proof.js'
 import { PinInitiator, decodeB64x32, tagsEqual, transcriptBytes } from '../pairing/pin.js'
 import { PinRules, type PinRulesOptions, type PinSessionInfo } from '../pairing/pin-session.js'
-import type { TrustEntry, TrustStore } from '../store/trust-store.js'
+import { checkTrustStore, type TrustEntry, type TrustStore } from '../store/trust-store.js'
 import { hostPort as hostPortOf, publicKeyOf } from './address.js'
 import { checkNoiseOptions, NoiseFanout, type NoiseBroadcastReport } from './noise-fanout.js'
 import { Endpoint, type EndpointOptions } from '../transport/endpoint.js'
@@ -163,7 +163,7 @@ export class Monitor extends TypedEmitter<MonitorEvents> {
     if (typeof options.name !== 'string' || options.name.length === 0 || [...options.name].length > 64) {
       throw new InvalidArgumentError('name must be 1–64 characters')
     }
-    if (options.trustStore === undefined) throw new InvalidArgumentError('trustStore is required')
+    checkTrustStore(options.trustStore)
     checkIdentity(options.identity)
     checkNoiseOptions(options)
     const endpoint = await Endpoint.bind({

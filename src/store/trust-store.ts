@@ -40,11 +40,22 @@ export interface TrustStore {
   put(entry: TrustEntry): Promise<void>
   /** Updates lastSeenAt/lastAddress (no-op for an unknown device). */
   touch(deviceId: string, seen: { lastSeenAt: number; lastAddress?: string }): Promise<void>
-  /** Removes the entry and emits 'revoked'. Returns the removed entry. */
-  /** Aborting `signal` before the change is written rejects with AbortError (nothing changed). */
+  /**
+   * Removes the entry and emits 'revoked'. Returns the removed entry. Aborting `signal`
+   * before the change is written rejects with AbortError (nothing changed).
+   */
   revoke(deviceId: string, options?: { readonly signal?: AbortSignal }): Promise<TrustEntry | undefined>
   on<K extends keyof TrustStoreEvents>(event: K, listener: (...args: TrustStoreEvents[K]) => unknown): unknown
   off<K extends keyof TrustStoreEvents>(event: K, listener: (...args: TrustStoreEvents[K]) => unknown): unknown
+}
+
+const TRUST_STORE_METHODS = ['list', 'get', 'findByFingerprint', 'put', 'touch', 'revoke', 'on', 'off'] as const
+
+/** Throws InvalidArgumentError unless `store` has every method of {@link TrustStore}. */
+export function checkTrustStore(store: unknown): asserts store is TrustStore {
+  if (store === null || typeof store !== 'object') throw new InvalidArgumentError('trustStore must be a TrustStore (e.g. FileTrustStore or MemoryTrustStore)')
+  const missing = TRUST_STORE_METHODS.filter((m) => typeof (store as Record<string, unknown>)[m] !== 'function')
+  if (missing.length > 0) throw new InvalidArgumentError(`trustStore is not a TrustStore: no ${missing.join(', ')}`)
 }
 
 export class TrustStoreError extends CribcallError {
