@@ -18,6 +18,19 @@ let __napiLoadedBindingTarget = 'native'
 let __napiRequiredNativeBinding = null
 const loadErrors = []
 
+// cribcall-quic: scripts/loader-message.mjs: which package is missing, and how to get it.
+function __cribcallMissingBinding() {
+  const abi = process.platform === 'linux' ? (isMusl() ? '-musl' : '-gnu') : process.platform === 'win32' ? '-msvc' : ''
+  const platform = process.platform + '-' + process.arch + abi
+  const name = "cribcall-quic" + '-' + platform
+  const version = "0.1.0"
+  if (!["linux-x64-gnu","linux-arm64-gnu","linux-x64-musl","darwin-x64","darwin-arm64","win32-x64-msvc"].includes(platform)) {
+    return "cribcall-quic" + ': no prebuilt binary exists for ' + platform + '; build it from source (README, "The two commands": Rust and a C toolchain)'
+  }
+  return "cribcall-quic" + ': the native binary for ' + platform + ' is missing: the package ' + name + ' is not installed. ' +
+    'It is an optional dependency: reinstall without --omit=optional / --no-optional, or run `npm install ' + name + '@' + version + '`'
+}
+
 const isMusl = () => {
   let musl = false
   if (process.platform === 'linux') {
@@ -726,11 +739,7 @@ if (!nativeBinding || forceWasi) {
 
 if (!nativeBinding) {
   if (loadErrors.length > 0) {
-    const error = new Error(
-      `Cannot find native binding. ` +
-        `npm has a bug related to optional dependencies (https://github.com/npm/cli/issues/4828). ` +
-        'Please try `npm i` again after removing both package-lock.json and node_modules directory.',
-    )
+    const error = new Error(__cribcallMissingBinding())
     // assign instead of the `new Error(message, { cause })` options form,
     // which Node < 16.9 silently ignores
     error.cause = createLoadErrorChain(loadErrors)
