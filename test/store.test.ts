@@ -165,3 +165,38 @@ describe('trust store', () => {
     expect(killedMidway).toBeGreaterThan(runs / 2)
   }, 120_000)
 })
+
+describe('AbortSignal on every store call', () => {
+  it('an aborted signal rejects with AbortError and changes nothing', async () => {
+    const root = await tempDir()
+    const aborted = AbortSignal.abort(new Error('user cancelled'))
+    const rejectsAbort = async (p: Promise<unknown>): Promise<void> => {
+      await expect(p).rejects.toMatchObject({ name: 'AbortError', code: 'ABORT_ERR' })
+    }
+    await rejectsAbort(loadOrCreateIdentity(path.join(root, 'id'), { signal: aborted }))
+    await expect(fs.stat(path.join(root, 'id'))).rejects.toMatchObject({ code: 'ENOENT' })
+    await rejectsAbort(FileTrustStore.open(path.join(root, 'trust', 'trust.json'), { signal: aborted }))
+    await expect(fs.stat(path.join(root, 'trust'))).rejects.toMatchObject({ code: 'ENOENT' })
+
+    const store = await FileTrustStore.open(path.join(root, 'trust', 'trust.json'))
+    await store.put(entry(1))
+    for (const s of [store, new MemoryTrustStore([entry(1)])]) {
+      await rejectsAbort(s.put(entry(2), { signal: aborted }))
+      await rejectsAbort(s.touch(entry(1).deviceId, { lastSeenAt: 1 }, { signal: aborted }))
+      await rejectsAbort(s.revoke(entry(1).deviceId, { signal: aborted }))
+      expect(s.list().map((e) => e.deviceId)).toEqual([entry(1).deviceId])
+      expect(s.get(entry(1).deviceId)?.lastSeenAt).toBeUndefined()
+    }
+    await rejectsAbort(store.reload({ signal: aborted }))
+    const again = await FileTrustStore.open(store.path, { readOnly: true })
+    expect(again.list().map((e) => e.deviceId)).toEqual([entry(1).deviceId])
+  })
+
+  it('create: false loads an identity but never creates one', async () => {
+    const root = await tempDir()
+    await expect(loadOrCreateIdentity(path.join(root, 'none'), { create: false })).rejects.toMatchObject({ name: 'IdentityNotFoundError', code: 'ERR_NOT_FOUND' })
+    await expect(fs.stat(path.join(root, 'none'))).rejects.toMatchObject({ code: 'ENOENT' })
+    const made = await loadOrCreateIdentity(path.join(root, 'id'))
+    expect((await loadOrCreateIdentity(path.join(root, 'id'), { create: false })).fingerprint).toBe(made.fingerprint)
+  })
+})

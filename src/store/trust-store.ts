@@ -36,10 +36,10 @@ export interface TrustStore {
   list(): readonly TrustEntry[]
   get(deviceId: string): TrustEntry | undefined
   findByFingerprint(fingerprint: string): TrustEntry | undefined
-  /** Adds or replaces the entry with this deviceId. */
-  put(entry: TrustEntry): Promise<void>
-  /** Updates lastSeenAt/lastAddress (no-op for an unknown device). */
-  touch(deviceId: string, seen: { lastSeenAt: number; lastAddress?: string }): Promise<void>
+  /** Adds or replaces the entry with this deviceId. Aborting `signal` before the change is written rejects with AbortError. */
+  put(entry: TrustEntry, options?: { readonly signal?: AbortSignal }): Promise<void>
+  /** Updates lastSeenAt/lastAddress (no-op for an unknown device). Aborting `signal` as for put. */
+  touch(deviceId: string, seen: { lastSeenAt: number; lastAddress?: string }, options?: { readonly signal?: AbortSignal }): Promise<void>
   /**
    * Removes the entry and emits 'revoked'. Returns the removed entry. Aborting `signal`
    * before the change is written rejects with AbortError (nothing changed).
@@ -119,9 +119,11 @@ abstract class BaseTrustStore extends TypedEmitter<TrustStoreEvents> implements 
   /** Applies `mutate` to the entries and persists; returns mutate's result. */
   protected abstract commit<T>(mutate: (entries: Map<string, TrustEntry>) => T): Promise<T>
 
-  async put(entry: TrustEntry): Promise<void> {
+  async put(entry: TrustEntry, options: { readonly signal?: AbortSignal } = {}): Promise<void> {
     const e = checkTrustEntry(entry)
+    throwIfAborted(options.signal)
     await this.commit((m) => {
+      throwIfAborted(options.signal)
       // A fingerprint identifies one device: drop any other entry holding it.
       for (const [id, old] of m) if (old.fingerprint === e.fingerprint && id !== e.deviceId) m.delete(id)
       m.set(e.deviceId, e)
@@ -129,8 +131,10 @@ abstract class BaseTrustStore extends TypedEmitter<TrustStoreEvents> implements 
     this.changed()
   }
 
-  async touch(deviceId: string, seen: { lastSeenAt: number; lastAddress?: string }): Promise<void> {
+  async touch(deviceId: string, seen: { lastSeenAt: number; lastAddress?: string }, options: { readonly signal?: AbortSignal } = {}): Promise<void> {
+    throwIfAborted(options.signal)
     const updated = await this.commit((m) => {
+      throwIfAborted(options.signal)
       const old = m.get(deviceId)
       if (old === undefined) return false
       m.set(deviceId, checkTrustEntry({ ...old, ...seen }))
@@ -235,8 +239,10 @@ export class FileTrustStore extends BaseTrustStore {
    * Re-reads the file (another process may have written it). Entries that disappeared
    * are reported as 'revoked' (another process revoked them).
    */
-  async reload(): Promise<void> {
+  async reload(options: { readonly signal?: AbortSignal } = {}): Promise<void> {
+    throwIfAborted(options.signal)
     const next = await this.#read()
+    throwIfAborted(options.signal)
     const before = JSON.stringify([...this.entries.values()])
     const removed = [...this.entries.values()].filter((e) => !next.has(e.deviceId) || next.get(e.deviceId)?.fingerprint !== e.fingerprint)
     this.entries = next
