@@ -10,6 +10,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
+import { closeText, localTime } from '../src/cli/output.js'
 import { MemoryTrustStore, Monitor, generateIdentity } from '../src/index.js'
 import { LOOPBACK, withTimeout } from './helpers.js'
 import { decodeTerminal, stripAnsi } from './qr-decode.js'
@@ -212,4 +213,51 @@ describe('options without traps', () => {
     }
     expect((await fs.stat(theirs)).mode & 0o777).toBe(0o700)
   })
+
+  it("'pair' typed into a monitor started with --pair off opens a window offering QR and PIN", async () => {
+    const child = spawn(process.execPath, [CLI, 'monitor', '--json', '--dir', path.join(root, 'pair-off'), '--host', LOOPBACK, '--port', '0', '--pair', 'off'], { stdio: ['pipe', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d))
+    const until = async (re: RegExp): Promise<void> => {
+      const deadline = Date.now() + 10_000
+      while (!re.test(out)) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${re}: ${out}`)
+        await new Promise((r) => setTimeout(r, 20))
+      }
+    }
+    try {
+      await until(/"event":"listening"/)
+      expect(out).not.toMatch(/"event":"pairing-opened"/)
+      child.stdin.write('pair 1\n')
+      await until(/"event":"pairing-opened"/)
+      const opened = out.split('\n').filter((l) => l.includes('"pairing-opened"')).map((l) => JSON.parse(l) as Record<string, unknown>)
+      expect(opened).toEqual([{ event: 'pairing-opened', minutes: 1, qr: true, pin: true }])
+      expect(out).toMatch(/"event":"qr","payload":"\{/)
+    } finally {
+      child.kill('SIGINT')
+      await new Promise((r) => child.on('close', r))
+    }
+  })
+
+  it('times are local and closes without a reason read cleanly', () => {
+    const paired = Date.UTC(2026, 0, 2, 3, 4, 5)
+    const d = new Date(paired)
+    expect(localTime(paired, paired)).toBe(d.toLocaleTimeString(undefined, { hour12: false }))
+    expect(localTime(paired, paired + 3 * 86_400_000)).toBe(`${d.toLocaleDateString()} ${d.toLocaleTimeString(undefined, { hour12: false })}`)
+    expect(closeText(0, '')).toBe('code 0')
+    expect(closeText(2, 'revoked')).toBe('revoked, code 2')
+  })
+
+  it('trust list shows times in the local time zone', async () => {
+    const dir = path.join(root, 'tz')
+    await fs.mkdir(dir, { mode: 0o700 })
+    const pairedAt = Date.UTC(2026, 10, 29, 12, 0, 0)
+    const entry = { deviceId: '00000000-0000-4000-8000-000000000001', name: 'Nursery', fingerprint: 'ab'.repeat(32), publicKey: Buffer.alloc(65, 4).toString('base64'), role: 'monitor', pairedAt }
+    await fs.writeFile(path.join(dir, 'trust.json'), JSON.stringify({ version: 1, entries: [entry] }))
+    const r = run(['trust', 'list', '--dir', dir], { TZ: 'Asia/Kolkata' })
+    expect(r.code, r.stderr).toBe(0)
+    // 12:00 UTC is 17:30 in India (UTC+5:30): shown as such, not as UTC.
+    expect(r.stdout).toMatch(/paired (\S+ )?17:30:00, never seen/)
+  })
 })
+

@@ -241,7 +241,7 @@ describe('cribcall-agent CLI', () => {
   })
 
   it('pair by PIN: the PIN the monitor shows is typed into pair (stdin, not a terminal)', async () => {
-    const pair = new Agent(['pair', '--json', '--dir', dir('L'), '--host', HOST, '--port', String(monitorInfo.port), '--fingerprint', monitorInfo.fingerprint, '--name', 'Phone L'])
+    const pair = new Agent(['pair', '--json', '--dir', dir('L'), '--host', HOST, '--port', String(monitorInfo.port), '--fingerprint', monitorInfo.fingerprint, '--name', 'Phone L', '--monitor-name', 'Nursery'])
     const shown = await monitor.waitFor('pin')
     expect(shown).toMatchObject({ pin: expect.stringMatching(/^\d{6}$/), pairingSessionId: expect.any(String), expiresInSec: expect.any(Number) })
     const asked = await pair.waitFor('pin-required')
@@ -249,7 +249,8 @@ describe('cribcall-agent CLI', () => {
     pair.write(shown.pin as string) // stdin stays open: pair must finish by itself
     const { code } = await pair.waitExit()
     expect(code, pair.describe()).toBe(0)
-    expect(pair.events.find((e) => e.event === 'paired')).toMatchObject({ deviceId: monitorInfo.deviceId, fingerprint: monitorInfo.fingerprint })
+    // PIN pairing carries no monitor name: stored under --monitor-name.
+    expect(pair.events.find((e) => e.event === 'paired')).toMatchObject({ deviceId: monitorInfo.deviceId, name: 'Nursery', fingerprint: monitorInfo.fingerprint })
     expect(pair.stdout).not.toContain(shown.pin as string) // the listener never echoes the PIN
 
     const paired = await monitor.waitFor('paired', (e) => e.method === 'pin')
