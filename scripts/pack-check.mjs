@@ -24,6 +24,9 @@
 //                      machine's node (the one running this script) always runs them
 //   --report <file>    write the per-node consumer results as JSON
 //   --keep             keep the temporary directory (printed) for inspection
+//   --cross            then also run scripts/pack-check-cross.mjs (`npm run
+//                      pack:check:cross`): cross-builds linux-arm64-gnu and linux-x64-musl,
+//                      runs the consumers with an arm64 Node under qemu-user and a musl Node
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import {
   copyFileSync,
@@ -53,11 +56,12 @@ const npmCmd = process.platform === 'win32' ? 'npm.cmd' : 'npm'
 
 // ---- options
 const args = process.argv.slice(2)
-const opts = { build: true, nodes: [], report: null, keep: false }
+const opts = { build: true, nodes: [], report: null, keep: false, cross: false }
 for (let i = 0; i < args.length; i++) {
   const a = args[i]
   if (a === '--no-build') opts.build = false
   else if (a === '--keep') opts.keep = true
+  else if (a === '--cross') opts.cross = true
   else if (a === '--node') opts.nodes.push(resolve(args[++i] ?? fail('--node needs a path')))
   else if (a === '--report') opts.report = resolve(args[++i] ?? fail('--report needs a path'))
   else fail(`unknown option ${a}`)
@@ -311,4 +315,9 @@ else rmSync(work, { recursive: true, force: true })
 
 const total = summary.consumers.length
 console.log(failed > 0 ? `pack:check FAILED: ${failed} of ${total} consumer runs failed` : `pack:check OK: all ${total} consumer runs passed`)
+if (failed === 0 && opts.cross) {
+  step('--cross: scripts/pack-check-cross.mjs (linux-arm64-gnu under qemu-user, linux-x64-musl)')
+  const r = spawnSync(process.execPath, [join(root, 'scripts', 'pack-check-cross.mjs'), ...(opts.keep ? ['--keep'] : [])], { cwd: root, stdio: 'inherit' })
+  process.exit(r.status ?? 1)
+}
 process.exit(failed > 0 ? 1 : 0)
