@@ -43,7 +43,11 @@ const closedPromises: Promise<void>[] = []
 
   await using listener = new Listener({ identity: generateIdentity({ keyType: 'ed25519' }), trustStore: new MemoryTrustStore(), name: 'Phone' })
   closedPromises.push(listener.closed)
+  // events.once on the Listener: its 'paired' event carries the stored entry.
+  const pairedEvent = once(listener, 'paired', { signal: AbortSignal.timeout(5000) })
   const entry = await listener.pairWithQr(monitor.pairingQrPayload(), { host: '127.0.0.1', port: monitor.address.port })
+  const [announced] = await pairedEvent
+  if (announced.deviceId !== entry.deviceId) throw new Error('paired event')
   const connected = once(monitor, 'listener-connected', { signal: AbortSignal.timeout(5000) })
   const channel = await listener.connect(entry.deviceId)
   const [{ channel: control }] = (await connected) as [{ channel: ControlChannel }]
