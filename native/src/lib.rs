@@ -61,33 +61,6 @@ fn identity_err(e: identity::IdentityError) -> Error<Code> {
     js_err(DriverError::from(e))
 }
 
-fn base64(bytes: &[u8]) -> String {
-    // Small local encoder: the core's PEM writer uses the same alphabet.
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = ((b[0] as u32) << 16) | ((b[1] as u32) << 8) | b[2] as u32;
-        out.push(A[(n >> 18) as usize & 63] as char);
-        out.push(A[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 {
-            A[(n >> 6) as usize & 63] as char
-        } else {
-            '='
-        });
-        out.push(if chunk.len() > 2 {
-            A[n as usize & 63] as char
-        } else {
-            '='
-        });
-    }
-    out
-}
-
 /// Options of [`generate_identity`].
 #[napi(object)]
 pub struct IdentityOptions {
@@ -133,7 +106,7 @@ pub fn generate_identity(options: Option<IdentityOptions>) -> Result<Identity, C
         key_pem: id.key_pem,
         cert_der: id.cert_der.into(),
         fingerprint: id.fingerprint,
-        public_key: base64(&id.public_key_spki_der),
+        public_key: identity::base64_standard(&id.public_key_spki_der),
     })
 }
 

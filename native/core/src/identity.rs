@@ -201,8 +201,13 @@ pub fn ed25519_pkcs8_v2_to_v1(v2: &[u8]) -> Result<Vec<u8>, IdentityError> {
     Ok(v1)
 }
 
+/// Standard padded base64 (RFC 4648 §4), as the SPEC's `publicKey` fields use.
+pub fn base64_standard(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 fn pem_encode(label: &str, der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let b64 = base64_standard(der);
     let mut s = format!("-----BEGIN {label}-----\n");
     for line in b64.as_bytes().chunks(64) {
         // base64 output is ASCII.
