@@ -195,13 +195,22 @@ function rustTargets(triples) {
   runLoud('rustup', ['target', 'add', ...missing])
 }
 
-const python = has('python3') ? 'python3' : 'python'
+let python = has('python3') ? 'python3' : 'python'
+
+/** A Python with pip (CI machines may have neither): Debian's python3-pip when missing. */
+function ensurePip() {
+  if (spawnSync(python, ['-m', 'pip', '--version'], { stdio: 'ignore' }).status === 0) return
+  aptInstall(['python3-pip'])
+  python = 'python3'
+  if (spawnSync(python, ['-m', 'pip', '--version'], { stdio: 'ignore' }).status !== 0) fail('no pip after installing python3-pip')
+}
 
 /** Downloads one wheel from PyPI with pip and extracts it into `dir` (once). */
 function wheel(spec, dir, pipArgs = []) {
   const ready = join(dir, '.ready')
   if (existsSync(ready)) return dir
   if (!opts.install) fail(`${spec} is not in ${relative(root, dir)} (and --no-install)`)
+  ensurePip()
   step(`pip download ${spec} ${pipArgs.join(' ')}`)
   rmSync(dir, { recursive: true, force: true })
   mkdirSync(dir, { recursive: true })
