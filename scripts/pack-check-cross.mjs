@@ -36,11 +36,10 @@
 //   --report <file>     write the results as JSON
 //   --keep              keep the temporary directory (printed)
 import { createHash } from 'node:crypto'
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import {
   chmodSync,
   copyFileSync,
-  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -55,6 +54,7 @@ import { homedir, tmpdir } from 'node:os'
 import { delimiter, dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { relrToRela } from './pack-check-cross/relr-to-rela.mjs'
+import { CONSUMERS, consumerOk, packMain, packPlatform, pathWithoutRust, prepareConsumers, report, runWithTimeout } from './pack-check/shared.mjs'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 // Outside the work tree: zig reports its include directories relative to the current
@@ -81,7 +81,6 @@ const RUNTIMES = {
 }
 const QEMU_CONSUMER_TIMEOUT_MS = 180_000
 const MUSL_CONSUMER_TIMEOUT_MS = 30_000
-const CONSUMERS = ['consumer.mjs', 'consumer.cjs', 'consumer-ts.mjs']
 const ALLOWED_EXPORT = /^(napi_register_module_v1|node_api_[A-Za-z0-9_]+)$/
 const BORINGSSL_EXPORT = /^(SSL|CRYPTO)_/
 const ARM64_SYSROOT = '/usr/aarch64-linux-gnu'
@@ -401,38 +400,24 @@ function staticChecks(t, file) {
 
 // ---- 3. pack (the main package exactly as pack:check stages it: `npm pack`'s files and
 // the optionalDependencies `napi prepublish -t npm` adds)
-function packMain(work, tarballs) {
-  const [dry] = JSON.parse(run(npmCmd, ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root }))
-  const files = dry.files.map((f) => f.path)
-  if (files.some((f) => f.endsWith('.node'))) fail('the main package would ship a .node file')
-  const stage = join(work, 'main')
-  for (const f of files) {
-    mkdirSync(dirname(join(stage, f)), { recursive: true })
-    copyFileSync(join(root, f), join(stage, f))
+function packMainTarball(work, tarballs) {
+  try {
+    const { tarball, packed } = packMain(root, work, tarballs, run)
+    console.log(`   ${packed.filename}: ${packed.entryCount} files`)
+    return tarball
+  } catch (e) {
+    fail(e.message)
   }
-  const staged = JSON.parse(readFileSync(join(stage, 'package.json'), 'utf8'))
-  staged.optionalDependencies = {}
-  for (const dir of readdirSync(join(root, 'npm')).sort()) {
-    const p = JSON.parse(readFileSync(join(root, 'npm', dir, 'package.json'), 'utf8'))
-    staged.optionalDependencies[p.name] = p.version
-  }
-  writeFileSync(join(stage, 'package.json'), `${JSON.stringify(staged, null, 2)}\n`)
-  const [packed] = JSON.parse(run(npmCmd, ['pack', '--json', '--ignore-scripts', '--pack-destination', tarballs], { cwd: stage }))
-  console.log(`   ${packed.filename}: ${packed.entryCount} files`)
-  return join(tarballs, packed.filename)
 }
 
-function packPlatform(t, work, tarballs) {
-  const stage = join(work, t.abi)
-  cpSync(join(root, 'npm', t.abi), stage, { recursive: true })
-  const p = JSON.parse(readFileSync(join(stage, 'package.json'), 'utf8'))
-  if (p.version !== pkg.version) fail(`npm/${t.abi} has version ${p.version}, the package ${pkg.version}`)
-  copyFileSync(nodeFileOf(t), join(stage, `${binaryName}.${t.abi}.node`))
-  const [packed] = JSON.parse(run(npmCmd, ['pack', '--json', '--ignore-scripts', '--pack-destination', tarballs], { cwd: stage }))
-  const names = packed.files.map((f) => f.path)
-  if (!names.includes(`${binaryName}.${t.abi}.node`)) fail(`${packed.filename} lacks the .node: ${names}`)
-  console.log(`   ${packed.filename}: ${names.join(', ')}, ${(packed.size / 1024 / 1024).toFixed(1)} MiB packed`)
-  return { tarball: join(tarballs, packed.filename), name: p.name }
+function packPlatformTarball(t, work, tarballs) {
+  try {
+    const { tarball, name, packed, names } = packPlatform(root, work, tarballs, t.abi, nodeFileOf(t), run)
+    console.log(`   ${packed.filename}: ${names.join(', ')}, ${(packed.size / 1024 / 1024).toFixed(1)} MiB packed`)
+    return { tarball, name }
+  } catch (e) {
+    fail(e.message)
+  }
 }
 
 // ---- 4. install as a user on that platform would get it, and run the consumers
@@ -462,31 +447,13 @@ function installProject(t, work, mainTarball, platform) {
   const others = readdirSync(join(project, 'node_modules')).filter((d) => d.startsWith(`${pkg.name}-`) && d !== platform.name)
   if (others.length) fail(`npm installed other platform packages too: ${others.join(', ')}`)
 
-  for (const c of ['consumer.mjs', 'consumer.cjs', 'consumer-ts.mts']) copyFileSync(join(root, 'scripts', 'pack-check', c), join(project, c))
   copyFileSync(join(root, 'scripts', 'pack-check-cross', 'probe.mjs'), join(project, 'probe.mjs'))
-  // The TypeScript consumer, compiled (by this machine's tsc) against the installed types.
-  writeFileSync(
-    join(project, 'tsconfig.json'),
-    `${JSON.stringify(
-      {
-        compilerOptions: {
-          strict: true,
-          module: 'nodenext',
-          moduleResolution: 'nodenext',
-          target: 'es2022',
-          lib: ['es2022', 'esnext.disposable'],
-          types: ['node'],
-          typeRoots: [join(root, 'node_modules', '@types')],
-          outDir: '.',
-          noEmitOnError: true,
-        },
-        files: ['consumer-ts.mts'],
-      },
-      null,
-      2,
-    )}\n`,
-  )
-  run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(project, 'tsconfig.json')], { cwd: project })
+  // The consumers; the TypeScript one compiled (by this machine's tsc) against the installed types.
+  try {
+    prepareConsumers(root, project, run)
+  } catch (e) {
+    fail(e.message)
+  }
   return { project, installedNode }
 }
 
@@ -500,31 +467,16 @@ function foreignPath(dir, nodeCommand) {
   const quoted = nodeCommand.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ')
   writeFileSync(join(bin, 'node'), `#!/bin/sh\nexec ${quoted} "$@"\n`)
   chmodSync(join(bin, 'node'), 0o755)
-  const system = ['/usr/bin', '/bin'].filter((d) => !['cargo', 'rustc'].some((t) => existsSync(join(d, t))))
-  const PATH = [bin, ...system].join(delimiter)
-  const which = spawnSync('sh', ['-c', 'command -v cargo || command -v rustc'], { env: { PATH }, encoding: 'utf8' })
-  if (which.status === 0) fail(`cargo/rustc still reachable on the consumers' PATH (${which.stdout.trim()})`)
-  return { node: join(bin, 'node'), PATH }
+  try {
+    return { node: join(bin, 'node'), PATH: pathWithoutRust(bin) }
+  } catch (e) {
+    fail(e.message)
+  }
 }
 
 function runScript(argv, { cwd, PATH, timeoutMs, extraEnv = {} }) {
-  return new Promise((resolvePromise) => {
-    const started = Date.now()
-    const env = { PATH, HOME: process.env.HOME ?? cwd, LANG: 'C.UTF-8', ...extraEnv }
-    const child = spawn(argv[0], argv.slice(1), { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => (stdout += d))
-    child.stderr.on('data', (d) => (stderr += d))
-    const timer = setTimeout(() => {
-      stderr += `\n[pack:check:cross] killed after ${timeoutMs} ms`
-      child.kill('SIGKILL')
-    }, timeoutMs)
-    child.on('close', (code, signal) => {
-      clearTimeout(timer)
-      resolvePromise({ code, signal, ms: Date.now() - started, stdout: stdout.trim(), stderr: stderr.trim() })
-    })
-  })
+  const env = { PATH, HOME: process.env.HOME ?? cwd, LANG: 'C.UTF-8', ...extraEnv }
+  return runWithTimeout(argv, { cwd, env, timeoutMs, label: 'pack:check:cross' })
 }
 
 /**
@@ -576,24 +528,15 @@ async function runConsumers(t, project, installedNode, nodeCommand, work) {
   const libcOk = t.key === 'musl' ? probeInfo?.glibcRuntime === null && probeInfo.loader.some((l) => l.includes('ld-musl')) : !!probeInfo?.glibcRuntime
   const probeOk = probe.code === 0 && probeInfo?.arch === expectArch && addonOk && libcOk && probeInfo.generatedIdentity
   results.push({ consumer: 'probe.mjs', ok: probeOk, ...probe, info: probeInfo })
-  if (probeOk) {
-    console.log(`   PASS probe.mjs: arch ${probeInfo.arch}, ${t.key === 'musl' ? `musl (no glibc), loader ${probeInfo.loader.join(', ')}` : `glibc ${probeInfo.glibcRuntime}`}; mapped ${relative(project, probeInfo.addons[0])} [${probe.ms} ms]`)
-  } else {
-    console.log(`   FAIL probe.mjs: exit ${probe.code}${probe.signal ? ` (${probe.signal})` : ''} after ${probe.ms} ms`)
-    if (probe.stdout) console.log(`        stdout: ${probe.stdout.split('\n').join('\n                ')}`)
-    if (probe.stderr) console.log(`        stderr: ${probe.stderr.split('\n').join('\n                ')}`)
-  }
+  const probeText = probeOk
+    ? `probe.mjs: arch ${probeInfo.arch}, ${t.key === 'musl' ? `musl (no glibc), loader ${probeInfo.loader.join(', ')}` : `glibc ${probeInfo.glibcRuntime}`}; mapped ${relative(project, probeInfo.addons[0])}`
+    : undefined
+  report('probe.mjs', probeOk, probe, probeText)
   for (const consumer of CONSUMERS) {
     const r = await runScript([...prefix, node, consumer], { cwd: project, PATH, timeoutMs, extraEnv })
-    const lines = r.stdout.split('\n').filter(Boolean)
-    const ok = r.code === 0 && lines.length === 1 && lines[0].startsWith(`${consumer}: ok`)
+    const ok = consumerOk(consumer, r)
     results.push({ consumer, ok, ...r })
-    if (ok) console.log(`   PASS ${r.stdout} [${r.ms} ms]`)
-    else {
-      console.log(`   FAIL ${consumer}: exit ${r.code}${r.signal ? ` (${r.signal})` : ''} after ${r.ms} ms`)
-      if (r.stdout) console.log(`        stdout: ${r.stdout.split('\n').join('\n                ')}`)
-      if (r.stderr) console.log(`        stderr: ${r.stderr.split('\n').join('\n                ')}`)
-    }
+    report(consumer, ok, r)
   }
   return { node: version.stdout, nodeCommand, how, results }
 }
@@ -651,12 +594,12 @@ const work = mkdtempSync(join(tmpdir(), 'cribcall-pack-check-cross-'))
 const tarballs = join(work, 'tarballs')
 mkdirSync(tarballs)
 step('npm pack (main package, as napi prepublish publishes it)')
-const mainTarball = packMain(work, tarballs)
+const mainTarball = packMainTarball(work, tarballs)
 let failed = 0
 let total = 0
 for (const t of targets) {
   step(`npm pack (npm/${t.abi} with ${binaryName}.${t.abi}.node)`)
-  const platform = packPlatform(t, work, tarballs)
+  const platform = packPlatformTarball(t, work, tarballs)
   const { project, installedNode } = installProject(t, work, mainTarball, platform)
   const r = await runConsumers(t, project, installedNode, runtimes[t.key], work)
   summary.targets[t.abi].runtime = r

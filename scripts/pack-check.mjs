@@ -27,10 +27,8 @@
 //   --cross            then also run scripts/pack-check-cross.mjs (`npm run
 //                      pack:check:cross`): cross-builds linux-arm64-gnu and linux-x64-musl,
 //                      runs the consumers with an arm64 Node under qemu-user and a musl Node
-import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import {
-  copyFileSync,
-  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -43,9 +41,9 @@ import {
 import { tmpdir } from 'node:os'
 import { delimiter, dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { CONSUMERS, consumerOk, packMain, packPlatform, pathWithoutRust, prepareConsumers, report, runWithTimeout } from './pack-check/shared.mjs'
 
 const CONSUMER_TIMEOUT_MS = 20_000
-const CONSUMERS = ['consumer.mjs', 'consumer.cjs', 'consumer-ts.mjs']
 /** Defined dynamic symbols the addon may export: the N-API module entry points. */
 const ALLOWED_EXPORT = /^(napi_register_module_v1|node_api_[A-Za-z0-9_]+)$/
 /** Symbols that would mean BoringSSL leaks out of the addon's dynamic table. */
@@ -168,38 +166,17 @@ const tarballs = join(work, 'tarballs')
 mkdirSync(tarballs)
 
 step('npm pack (main package, as napi prepublish publishes it)')
-const [dry] = JSON.parse(run(npmCmd, ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root }))
-const files = dry.files.map((f) => f.path.replaceAll('\\', '/'))
-const forbidden = files.filter((f) => /^(native|src|test|target|scripts|npm|node_modules)\//.test(f) || f.endsWith('.node'))
-if (forbidden.length > 0) fail(`the main package would ship ${forbidden.slice(0, 10).join(', ')}`)
-for (const needed of ['package.json', 'index.js', 'index.d.ts', 'dist/index.js', 'dist/index.d.ts', 'README.md']) {
-  if (!files.includes(needed)) fail(`the main package would not ship ${needed}`)
+let mainPacked, platformPacked
+try {
+  mainPacked = packMain(root, work, tarballs, run).packed
+  console.log(`   ${mainPacked.filename}: ${mainPacked.entryCount} files, ${(mainPacked.size / 1024).toFixed(0)} KiB packed`)
+  step(`npm pack (npm/${abi} with ${binaryName}.${abi}.node)`)
+  const platform = packPlatform(root, work, tarballs, abi, nodeFile, run)
+  platformPacked = platform.packed
+  console.log(`   ${platformPacked.filename}: ${platform.names.join(', ')}, ${(platformPacked.size / 1024 / 1024).toFixed(1)} MiB packed`)
+} catch (e) {
+  fail(e.message)
 }
-const stage = join(work, 'main')
-for (const f of files) {
-  mkdirSync(dirname(join(stage, f)), { recursive: true })
-  copyFileSync(join(root, f), join(stage, f))
-}
-// `napi prepublish -t npm` adds one exact-version optionalDependency per napi target.
-const stagedPkg = JSON.parse(readFileSync(join(stage, 'package.json'), 'utf8'))
-stagedPkg.optionalDependencies = {}
-for (const dir of readdirSync(join(root, 'npm')).sort()) {
-  const p = JSON.parse(readFileSync(join(root, 'npm', dir, 'package.json'), 'utf8'))
-  if (p.version !== pkg.version) fail(`npm/${dir} has version ${p.version}, the package ${pkg.version} (run \`npx napi version\`)`)
-  stagedPkg.optionalDependencies[p.name] = p.version
-}
-writeFileSync(join(stage, 'package.json'), `${JSON.stringify(stagedPkg, null, 2)}\n`)
-const [mainPacked] = JSON.parse(run(npmCmd, ['pack', '--json', '--ignore-scripts', '--pack-destination', tarballs], { cwd: stage }))
-console.log(`   ${mainPacked.filename}: ${mainPacked.entryCount} files, ${(mainPacked.size / 1024).toFixed(0)} KiB packed`)
-
-step(`npm pack (npm/${abi} with ${binaryName}.${abi}.node)`)
-const platformStage = join(work, abi)
-cpSync(platformDir, platformStage, { recursive: true })
-copyFileSync(nodeFile, join(platformStage, `${binaryName}.${abi}.node`))
-const [platformPacked] = JSON.parse(run(npmCmd, ['pack', '--json', '--ignore-scripts', '--pack-destination', tarballs], { cwd: platformStage }))
-const platformFiles = platformPacked.files.map((f) => f.path)
-if (!platformFiles.includes(`${binaryName}.${abi}.node`)) fail(`${platformPacked.filename} lacks the .node: ${platformFiles}`)
-console.log(`   ${platformPacked.filename}: ${platformFiles.join(', ')}, ${(platformPacked.size / 1024 / 1024).toFixed(1)} MiB packed`)
 
 // ---- 4. install into a fresh project and run the consumers without a Rust toolchain
 step('npm install both tarballs into a fresh project')
@@ -222,34 +199,14 @@ if (installedFiles.some((f) => f.endsWith('.node'))) fail(`node_modules/${pkg.na
 if (!existsSync(join(project, 'node_modules', `${pkg.name}-${abi}`, `${binaryName}.${abi}.node`))) {
   fail(`node_modules/${pkg.name}-${abi} has no ${binaryName}.${abi}.node`)
 }
-for (const c of ['consumer.mjs', 'consumer.cjs', 'consumer-ts.mts']) copyFileSync(join(root, 'scripts', 'pack-check', c), join(project, c))
-
-// The TypeScript consumer, compiled against the installed package as a user's project
-// would (its .d.ts files checked too: no skipLibCheck).
+// The consumers; the TypeScript one compiled against the installed package as a user's
+// project would (its .d.ts files checked too: no skipLibCheck).
 step('compile the TypeScript consumer (strict, module nodenext) against the installed types')
-writeFileSync(
-  join(project, 'tsconfig.json'),
-  `${JSON.stringify(
-    {
-      compilerOptions: {
-        strict: true,
-        module: 'nodenext',
-        moduleResolution: 'nodenext',
-        target: 'es2022',
-        lib: ['es2022', 'esnext.disposable'],
-        types: ['node'],
-        typeRoots: [join(root, 'node_modules', '@types')],
-        outDir: '.',
-        noEmitOnError: true,
-      },
-      files: ['consumer-ts.mts'],
-    },
-    null,
-    2,
-  )}\n`,
-)
-run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(project, 'tsconfig.json')], { cwd: project })
-if (!existsSync(join(project, 'consumer-ts.mjs'))) fail('tsc did not emit consumer-ts.mjs')
+try {
+  prepareConsumers(root, project, run)
+} catch (e) {
+  fail(e.message)
+}
 
 /** PATH with the given node and the system directories, and no cargo or rustc. */
 function strippedPath(nodeBin) {
@@ -257,31 +214,18 @@ function strippedPath(nodeBin) {
   mkdirSync(bin)
   if (process.platform === 'win32') return [dirname(nodeBin)].join(delimiter)
   symlinkSync(nodeBin, join(bin, 'node'))
-  const system = ['/usr/bin', '/bin'].filter((d) => !['cargo', 'rustc'].some((t) => existsSync(join(d, t))))
-  return [bin, ...system].join(delimiter)
+  try {
+    return pathWithoutRust(bin)
+  } catch (e) {
+    fail(e.message)
+  }
 }
 
-function runConsumer(nodeBin, consumer, PATH) {
-  return new Promise((resolvePromise) => {
-    const started = Date.now()
-    const env = { PATH, HOME: process.env.HOME ?? project, LANG: 'C.UTF-8' }
-    if (process.platform === 'win32') Object.assign(env, { SystemRoot: process.env.SystemRoot, TEMP: process.env.TEMP })
-    const child = spawn(nodeBin, [consumer], { cwd: project, env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => (stdout += d))
-    child.stderr.on('data', (d) => (stderr += d))
-    const timer = setTimeout(() => {
-      stderr += `\n[pack:check] killed after ${CONSUMER_TIMEOUT_MS} ms`
-      child.kill('SIGKILL')
-    }, CONSUMER_TIMEOUT_MS)
-    child.on('close', (code, signal) => {
-      clearTimeout(timer)
-      const lines = stdout.trim().split('\n').filter(Boolean)
-      const ok = code === 0 && lines.length === 1 && lines[0].startsWith(`${consumer}: ok`)
-      resolvePromise({ consumer, ok, code, signal, ms: Date.now() - started, stdout: stdout.trim(), stderr: stderr.trim() })
-    })
-  })
+async function runConsumer(nodeBin, consumer, PATH) {
+  const env = { PATH, HOME: process.env.HOME ?? project, LANG: 'C.UTF-8' }
+  if (process.platform === 'win32') Object.assign(env, { SystemRoot: process.env.SystemRoot, TEMP: process.env.TEMP })
+  const r = await runWithTimeout([nodeBin, consumer], { cwd: project, env, timeoutMs: CONSUMER_TIMEOUT_MS, label: 'pack:check' })
+  return { consumer, ok: consumerOk(consumer, r), ...r }
 }
 
 const nodes = [process.execPath, ...opts.nodes]
@@ -289,23 +233,12 @@ let failed = 0
 for (const nodeBin of nodes) {
   const version = execFileSync(nodeBin, ['--version'], { encoding: 'utf8' }).trim()
   const PATH = strippedPath(nodeBin)
-  if (process.platform !== 'win32') {
-    const which = spawnSync('sh', ['-c', 'command -v cargo || command -v rustc'], { env: { PATH }, encoding: 'utf8' })
-    if (which.status === 0) fail(`cargo/rustc still reachable on the consumers' PATH (${which.stdout.trim()})`)
-  }
   step(`consumers with node ${version} (PATH=${PATH}; no cargo/rustc on it)`)
   for (const consumer of CONSUMERS) {
     const r = await runConsumer(nodeBin, consumer, PATH)
     summary.consumers.push({ node: version, nodeBin, ...r })
-    if (r.ok) {
-      console.log(`   PASS ${r.stdout} [${r.ms} ms]`)
-      if (r.stderr) console.log(`        stderr: ${r.stderr.split('\n').join('\n                ')}`)
-    } else {
-      failed++
-      console.log(`   FAIL ${consumer} on node ${version}: exit ${r.code}${r.signal ? ` (${r.signal})` : ''} after ${r.ms} ms`)
-      if (r.stdout) console.log(`        stdout: ${r.stdout.split('\n').join('\n                ')}`)
-      if (r.stderr) console.log(`        stderr: ${r.stderr.split('\n').join('\n                ')}`)
-    }
+    if (!r.ok) failed++
+    report(`${consumer} on node ${version}`, r.ok, r)
   }
 }
 
