@@ -702,6 +702,23 @@ describe('monitor-side pairing checks', () => {
     expect(l.store.list()).toEqual([])
   })
 
+  it('approve hook refusing a PIN pairing: PAIR_REJECTED NOT_PAIRING and a pairing-failed event, as for QR', async () => {
+    const m = await startMonitor()
+    const rec = pinRecorder()
+    m.monitor.openPairing({ onPin: rec.onPin, approve: () => false })
+    const failed = nextEvent<[{ method: string; reason: string; fingerprint: string }]>(m.monitor, 'pairing-failed')
+    const l = newListener()
+    const err = await rejectionOf(
+      l.listener.pairWithPin({ host: LOOPBACK, port: m.monitor.address.port, monitorFingerprint: m.identity.fingerprint }, () => rec.last()),
+    )
+    expect(err).toBeInstanceOf(PairingRejectedError)
+    expect((err as PairingRejectedError).reason).toBe('NOT_PAIRING')
+    const [info] = await failed
+    expect(info).toEqual({ method: 'pin', reason: 'not approved', fingerprint: l.identity.fingerprint })
+    expect(m.store.list()).toEqual([])
+    expect(l.store.list()).toEqual([])
+  })
+
   it('a pairing window closed while the application was approving does not pair', async () => {
     const m = await startMonitor()
     m.monitor.openPairing({

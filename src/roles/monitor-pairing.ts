@@ -258,8 +258,17 @@ export class PairingWindow {
       remoteAddress: channel.connection.remoteAddress,
       legacyQr,
     }
+    return this.#finish(channel, info, undefined)
+  }
+
+  /**
+   * Every check passed: the application's approval, then the listener is stored, gets
+   * PAIR_ACCEPTED (with the monitor's tag after PIN pairing) and its channel becomes
+   * trusted. A refusal is PAIR_REJECTED NOT_PAIRING and a 'pairing-failed' event.
+   */
+  async #finish(channel: ControlChannel, info: Omit<PairingRequestInfo, 'signal'>, authTag: Buffer | undefined): Promise<void> {
     if (!(await this.#approve(channel, info))) {
-      this.#host.emit('pairing-failed', [{ method: 'qr', reason: 'not approved', fingerprint: channel.peerFingerprint }])
+      this.#host.emit('pairing-failed', [{ method: info.method, reason: 'not approved', fingerprint: channel.peerFingerprint }])
       safeSend(channel, { type: 'PAIR_REJECTED', reason: 'NOT_PAIRING' })
       return
     }
@@ -269,10 +278,11 @@ export class PairingWindow {
       return
     }
     const entry = await this.#store(channel, info)
-    safeSend(channel, { type: 'PAIR_ACCEPTED', monitorId: this.#host.identity.deviceId })
+    const tag = authTag === undefined ? {} : { authTag: authTag.toString('base64') }
+    safeSend(channel, { type: 'PAIR_ACCEPTED', monitorId: this.#host.identity.deviceId, ...tag })
     channel.upgradeTrust()
     this.#host.attachNoise(channel, entry.deviceId) // live events from now on
-    this.#host.emit('paired', [{ entry, method: 'qr', channel }])
+    this.#host.emit('paired', [{ entry, method: info.method, channel }])
   }
 
   /** Why the request's pairing proof is refused, or undefined when it passes (SPEC §7.1). */
@@ -391,18 +401,7 @@ export class PairingWindow {
       legacyQr: false,
     }
     this.#endPin()
-    if (!(await this.#approve(channel, info))) {
-      safeSend(channel, { type: 'PAIR_REJECTED', reason: 'NOT_PAIRING' })
-      return
-    }
-    if (!this.#mayComplete(channel) || monitorTag === undefined) {
-      safeSend(channel, { type: 'PAIR_REJECTED', reason: 'NOT_PAIRING' })
-      return
-    }
-    const entry = await this.#store(channel, info)
-    safeSend(channel, { type: 'PAIR_ACCEPTED', monitorId: this.#host.identity.deviceId, authTag: monitorTag.toString('base64') })
-    channel.upgradeTrust()
-    this.#host.attachNoise(channel, entry.deviceId) // live events from now on
-    this.#host.emit('paired', [{ entry, method: 'pin', channel }])
+    if (monitorTag === undefined) return safeSend(channel, { type: 'PAIR_REJECTED', reason: 'INTERNAL_ERROR' }) // unreachable: ok implies a tag
+    return this.#finish(channel, info, monitorTag)
   }
 }
