@@ -19,7 +19,7 @@ import {
   type Trust,
   type Verdict,
 } from '../src/index.js'
-import { Harness, LOOPBACK, nextConnection, withTimeout } from './helpers.js'
+import { Harness, withTimeout } from './helpers.js'
 import {
   B64_32,
   FP_A,

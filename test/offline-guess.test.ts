@@ -28,7 +28,7 @@ import {
   type PinTranscriptObject,
   type TrustEntry,
 } from '../src/index.js'
-import { Harness, LOOPBACK, rejectionOf, withTimeout } from './helpers.js'
+import { Harness, LOOPBACK, withTimeout } from './helpers.js'
 
 const REAL_PIN = '482913'
 const ALL_PINS = 1_000_000

@@ -31,7 +31,6 @@ import {
   closeSocket,
   connectedPair,
   freeUdpPort,
-  nextConnection,
   nextFrame,
   rejectionOf,
   silentUdpPeer,

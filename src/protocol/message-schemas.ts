@@ -3,7 +3,7 @@
 // (compiled ahead of time into validators.generated.ts by `npm run schema`, so that the
 // library's import loads neither TypeBox nor Ajv) and the published JSON Schema
 // (schema/messages.schema.json). Importable as `cribcall-quic/schemas`.
-import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { Type, type TSchema } from '@sinclair/typebox'
 import { DEVICE_ID_PATTERN, FINGERPRINT_PATTERN } from '../base/formats.js'
 import { ERROR_NAMES, LIMITS, MESSAGE_TYPES as MESSAGE_TYPE_LIST, type MessageType } from './message-constants.js'
 

@@ -8,33 +8,11 @@ import { ErrorCode, type Message, type PairRequestMessage, type PinPairingInitMe
 import { generateQrPairingSecret, verifyQrPairingProof } from '../pairing/qr-proof.js'
 import { PinInitiator, decodeB64x32, tagsEqual, transcriptBytes } from '../pairing/pin.js'
 import { PinRules, type PinRulesOptions, type PinSessionInfo } from '../pairing/pin-session.js'
-import type { TrustEntry, TrustStore } from '../store/trust-store.js'
+import type { TrustEntry } from '../store/trust-store.js'
 import { hostPort as hostPortOf, publicKeyOf } from './address.js'
 import { CribcallError, HandlerError, InvalidArgumentError } from '../transport/errors.js'
-import type { Identity } from '../transport/identity.js'
-import type { MonitorEvents, OpenPairingOptions, PairingRequestInfo } from './monitor.js'
-
-/** What the pairing window needs from its Monitor. */
-export interface PairingHost {
-  readonly identity: Identity
-  readonly trustStore: TrustStore
-  isClosed(): boolean
-  channels(): Iterable<ControlChannel>
-  setAcceptUnknown(accept: boolean): void
-  /** A newly paired listener's channel gets live NOISE_EVENTs from now on. */
-  attachNoise(channel: ControlChannel, deviceId: string): void
-  emit<K extends keyof MonitorEvents>(event: K, args: MonitorEvents[K]): void
-  error(e: CribcallError): void
-}
-
-/** Sends unless the channel is closed (or closes meanwhile). */
-export function safeSend(channel: ControlChannel, message: Message): void {
-  try {
-    if (!channel.isClosed) channel.send(message)
-  } catch {
-    // closed meanwhile
-  }
-}
+import type { OpenPairingOptions, PairingRequestInfo } from './monitor.js'
+import { safeSend, type PairingHost } from './pairing-host.js'
 
 interface Window {
   until: number

@@ -5,7 +5,6 @@ import {
   Connection,
   kDeliverClose,
   kDeliverDrain,
-  kDeliverError,
   kDeliverFrame,
   type Address,
   type CloseInfo,
