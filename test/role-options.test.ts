@@ -1,7 +1,8 @@
 // A Listener or Monitor given a broken identity is refused where it is given, with an
 // InvalidArgumentError that names what is wrong, instead of failing at its first connection.
 import { describe, expect, it } from 'vitest'
-import { InvalidArgumentError, Listener, MemoryTrustStore, Monitor, generateIdentity } from '../src/index.js'
+import { Endpoint, InvalidArgumentError, Listener, MemoryTrustStore, Monitor, generateIdentity } from '../src/index.js'
+import { NUMERIC_OPTIONS } from '../src/transport/endpoint-options.js'
 
 const good = generateIdentity()
 const other = generateIdentity()
@@ -41,5 +42,15 @@ describe('role options', () => {
     await l.close()
     const m = await Monitor.start({ identity: good, trustStore: new MemoryTrustStore(), name: 'Nursery', host: '127.0.0.1', port: 0 })
     await m.close()
+  })
+})
+
+describe('Endpoint.bind options', () => {
+  it.each(NUMERIC_OPTIONS.map(([name, min]) => [name, min] as const))('%s: an integer from %i up to 2^32 - 1, refused otherwise before anything is bound', async (name, min) => {
+    for (const bad of [min - 1, min + 0.5, 2 ** 32, Number.NaN, '5']) {
+      await expect(Endpoint.bind({ host: '127.0.0.1', port: 0, identity: good, [name]: bad })).rejects.toThrow(new RegExp(`^${name} must be an integer in ${min}\\.\\.4294967295`))
+    }
+    const ok = await Endpoint.bind({ host: '127.0.0.1', port: 0, identity: good, [name]: name === 'retryThreshold' ? 16 : Math.max(min, 1024) })
+    await ok.close()
   })
 })

@@ -1,6 +1,3 @@
-import { lookup } from 'node:dns/promises'
-import { isIP } from 'node:net'
-
 import {
   Connection,
   kDeliverClose,
@@ -10,7 +7,7 @@ import {
   type CloseInfo,
   type ConnectionOwner,
 } from './connection.js'
-import { isFingerprint } from '../base/formats.js'
+import { checkHost, checkOptionalInt, checkPort, checkSignal, normalizeFingerprint, resolveHost, toNativeOptions } from './endpoint-options.js'
 import { TypedEmitter } from './emitter.js'
 import {
   AbortError,
@@ -146,55 +143,6 @@ interface PendingConnect {
   settle(result: Connection | CribcallError): void
 }
 
-function describe(value: unknown): string {
-  return typeof value === 'string' ? JSON.stringify(value) : String(value)
-}
-
-function checkHost(host: unknown, what: string): asserts host is string {
-  if (typeof host !== 'string' || host.length === 0) {
-    throw new InvalidArgumentError(`${what} must be a non-empty string, got ${describe(host)}`)
-  }
-}
-
-function checkPort(port: unknown, min: number, what: string): asserts port is number {
-  if (typeof port !== 'number' || !Number.isInteger(port) || port < min || port > 65535) {
-    throw new InvalidArgumentError(`${what} must be an integer in ${min}..65535, got ${describe(port)}`)
-  }
-}
-
-/** Numeric options cross into native code as u32. */
-const U32_MAX = 0xffff_ffff
-
-function checkOptionalInt(value: unknown, name: string, min: number): asserts value is number | undefined {
-  if (value === undefined) return
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > U32_MAX) {
-    throw new InvalidArgumentError(`${name} must be an integer in ${min}..${U32_MAX}, got ${describe(value)}`)
-  }
-}
-
-function checkSignal(signal: unknown): asserts signal is AbortSignal | undefined {
-  if (signal !== undefined && !(signal instanceof AbortSignal)) {
-    throw new InvalidArgumentError('signal must be an AbortSignal')
-  }
-}
-
-function normalizeFingerprint(value: unknown, name: string): string {
-  const fp = typeof value === 'string' ? value.toLowerCase() : ''
-  if (!isFingerprint(fp)) {
-    throw new InvalidArgumentError(`${name} must be 64 hexadecimal characters (SHA-256), got ${describe(value)}`)
-  }
-  return fp
-}
-
-async function resolveHost(host: string): Promise<string> {
-  if (isIP(host) !== 0) return host
-  try {
-    return (await lookup(host)).address
-  } catch (error) {
-    throw new InvalidArgumentError(`cannot resolve host ${JSON.stringify(host)}`, { cause: error })
-  }
-}
-
 function warn(error: CribcallError): void {
   try {
     process.emitWarning(error)
@@ -248,58 +196,7 @@ export class Endpoint extends TypedEmitter<EndpointEvents> {
     if (options === null || typeof options !== 'object') {
       throw new InvalidArgumentError('Endpoint.bind options must be an object')
     }
-    const { host, port, identity, signal } = options
-    checkHost(host, 'host')
-    checkPort(port, 0, 'port')
-    if (
-      identity === null ||
-      typeof identity !== 'object' ||
-      typeof identity.certPem !== 'string' ||
-      typeof identity.keyPem !== 'string'
-    ) {
-      throw new InvalidArgumentError('identity must provide certPem and keyPem strings')
-    }
-    checkOptionalInt(options.maxFramePayload, 'maxFramePayload', 1)
-    checkOptionalInt(options.handshakeTimeoutMs, 'handshakeTimeoutMs', 1)
-    checkOptionalInt(options.idleTimeoutMs, 'idleTimeoutMs', 1)
-    checkOptionalInt(options.keepAliveMs, 'keepAliveMs', 0)
-    checkOptionalInt(options.maxConnections, 'maxConnections', 1)
-    checkOptionalInt(options.maxSendBuffer, 'maxSendBuffer', 1024)
-    checkOptionalInt(options.maxHalfOpen, 'maxHalfOpen', 1)
-    checkOptionalInt(options.retryThreshold, 'retryThreshold', 0)
-    checkOptionalInt(options.pairingDeadlineMs, 'pairingDeadlineMs', 1)
-    checkOptionalInt(options.maxPairingConnections, 'maxPairingConnections', 1)
-    checkOptionalInt(options.frameTimeoutMs, 'frameTimeoutMs', 1)
-    if (options.retry !== undefined && typeof options.retry !== 'boolean') {
-      throw new InvalidArgumentError(`retry must be a boolean, got ${describe(options.retry)}`)
-    }
-    if (options.retryThreshold !== undefined && options.retryThreshold > 0x7fff_ffff) {
-      throw new InvalidArgumentError(`retryThreshold must be at most ${0x7fff_ffff}`)
-    }
-    checkSignal(signal)
-    if (signal?.aborted) throw new AbortError(signal.reason)
-
-    const address = await resolveHost(host)
-    if (signal?.aborted) throw new AbortError(signal.reason)
-
-    const nativeOptions: NativeEndpointOptions = {
-      host: address,
-      port,
-      certPem: identity.certPem,
-      keyPem: identity.keyPem,
-    }
-    if (options.maxFramePayload !== undefined) nativeOptions.maxFramePayload = options.maxFramePayload
-    if (options.handshakeTimeoutMs !== undefined) nativeOptions.handshakeTimeoutMs = options.handshakeTimeoutMs
-    if (options.idleTimeoutMs !== undefined) nativeOptions.idleTimeoutMs = options.idleTimeoutMs
-    if (options.keepAliveMs !== undefined) nativeOptions.keepAliveMs = options.keepAliveMs
-    if (options.maxConnections !== undefined) nativeOptions.maxConnections = options.maxConnections
-    if (options.maxSendBuffer !== undefined) nativeOptions.maxSendBuffer = options.maxSendBuffer
-    if (options.maxHalfOpen !== undefined) nativeOptions.maxHalfOpen = options.maxHalfOpen
-    if (options.retry === false) nativeOptions.retryThreshold = -1
-    else if (options.retryThreshold !== undefined) nativeOptions.retryThreshold = options.retryThreshold
-    if (options.pairingDeadlineMs !== undefined) nativeOptions.pairingDeadlineMs = options.pairingDeadlineMs
-    if (options.maxPairingConnections !== undefined) nativeOptions.maxPairingConnections = options.maxPairingConnections
-    if (options.frameTimeoutMs !== undefined) nativeOptions.frameTimeoutMs = options.frameTimeoutMs
+    const { nativeOptions, signal } = await toNativeOptions(options)
     return new Endpoint(nativeOptions, signal)
   }
 
