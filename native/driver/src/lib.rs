@@ -391,6 +391,25 @@ pub(crate) struct Shared {
     closed: AtomicBool,
 }
 
+impl Shared {
+    fn new() -> Shared {
+        Shared {
+            policy: Arc::new(RwLock::new(AdmissionPolicy::default())),
+            listening: AtomicBool::new(false),
+            tls_counters: Arc::new(ServerTlsCounters::default()),
+            stats: Stats::default(),
+            flow: Flow::default(),
+            registry: Mutex::new(HashMap::new()),
+            waker: Mutex::new(None),
+            wake_pending: AtomicBool::new(false),
+            paused: AtomicBool::new(false),
+            inline_panicked: AtomicBool::new(false),
+            next_conn_id: AtomicU32::new(1),
+            closed: AtomicBool::new(false),
+        }
+    }
+}
+
 /// Frames accepted and not yet flushed, in order, and their bytes.
 #[derive(Default)]
 struct Outbox {
@@ -445,20 +464,7 @@ impl EndpointHandle {
                 "frameTimeoutMs and pairingDeadlineMs must be positive".into(),
             ));
         }
-        let shared = Arc::new(Shared {
-            policy: Arc::new(RwLock::new(AdmissionPolicy::default())),
-            listening: AtomicBool::new(false),
-            tls_counters: Arc::new(ServerTlsCounters::default()),
-            stats: Stats::default(),
-            flow: Flow::default(),
-            registry: Mutex::new(HashMap::new()),
-            waker: Mutex::new(None),
-            wake_pending: AtomicBool::new(false),
-            paused: AtomicBool::new(false),
-            inline_panicked: AtomicBool::new(false),
-            next_conn_id: AtomicU32::new(1),
-            closed: AtomicBool::new(false),
-        });
+        let shared = Arc::new(Shared::new());
         let (tx, rx) = mpsc::channel();
         let (io, poll, waker, local) = io::Io::new(config.clone(), shared.clone(), rx)?;
         let thread_core = Arc::new(Mutex::new(io));

@@ -21,33 +21,8 @@ impl Io {
         if c.q.timeout_instant().is_some_and(|t| t <= now) {
             c.q.on_timeout();
         }
-        if !c.reported && now >= c.handshake_deadline && !c.q.is_closed() {
-            if c.is_server && c.local_close.is_none() {
-                // Nothing is owed to an unvalidated peer that did not finish:
-                // forget it without sending (no amplification).
-                self.forget(id);
-                return;
-            }
-            let reason = format!(
-                "handshake did not complete within {} ms",
-                self.config.handshake_timeout.as_millis()
-            );
-            c.local_close = Some((0, reason, Some("ERR_HANDSHAKE_TIMEOUT")));
-            let _ = c.q.close(false, 0x0, b"handshake timeout");
-        }
-        if let Some((code, reason, deadline)) = c.pending_close.clone() {
-            if now >= deadline {
-                c.app_close(code, &reason, None);
-            }
-        }
-        deadlines(c, &self.shared, &self.config, now, congested);
-        if c.keep_alive_due(self.config.keep_alive)
-            .is_some_and(|t| now >= t)
-        {
-            let _ = c.q.send_ack_eliciting();
-            // Counts as sent even if congestion control holds the PING
-            // back: the next one is due an interval later, never at once.
-            c.last_send = now;
+        if on_deadlines(c, &self.shared, &self.config, now, congested) == Expiry::Forget {
+            self.forget(id);
         }
     }
 
@@ -279,6 +254,55 @@ impl Io {
         lock(&self.shared.registry).clear();
         self.shared.stats.connections.store(0, Ordering::Relaxed);
     }
+}
+
+/// What became of a connection whose deadlines were looked at.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Expiry {
+    Keep,
+    /// A server handshake that did not finish in time: dropped without a word.
+    Forget,
+}
+
+/// Our deadlines of one connection at `now` (quiche's own timers aside): the
+/// handshake deadline, a pending close, the pairing deadline, the frame
+/// timeout and keep-alive. Sans IO: it changes `c` (closes, PINGs queued in
+/// quiche) and says whether to forget it; time is only what it is given.
+pub(super) fn on_deadlines(
+    c: &mut Conn,
+    shared: &Shared,
+    config: &EndpointConfig,
+    now: Instant,
+    congested: bool,
+) -> Expiry {
+    if !c.reported && now >= c.handshake_deadline && !c.q.is_closed() {
+        if c.is_server && c.local_close.is_none() {
+            // Nothing is owed to an unvalidated peer that did not finish:
+            // forget it without sending (no amplification).
+            return Expiry::Forget;
+        }
+        let reason = format!(
+            "handshake did not complete within {} ms",
+            config.handshake_timeout.as_millis()
+        );
+        c.local_close = Some((0, reason, Some("ERR_HANDSHAKE_TIMEOUT")));
+        let _ = c.q.close(false, 0x0, b"handshake timeout");
+    }
+    if let Some((code, reason, deadline)) = c.pending_close.clone() {
+        if now >= deadline {
+            c.app_close(code, &reason, None);
+        }
+    }
+    deadlines(c, shared, config, now, congested);
+    if c.keep_alive_due(config.keep_alive)
+        .is_some_and(|t| now >= t)
+    {
+        let _ = c.q.send_ack_eliciting();
+        // Counts as sent even if congestion control holds the PING
+        // back: the next one is due an interval later, never at once.
+        c.last_send = now;
+    }
+    Expiry::Keep
 }
 
 /// The pairing deadline of a pairing-only connection and the frame timeout.

@@ -113,6 +113,9 @@ mod recv;
 mod send;
 mod stream;
 
+#[cfg(test)]
+mod core_tests;
+
 fn base_quiche_config(
     builder: boring::ssl::SslContextBuilder,
     cfg: &EndpointConfig,
