@@ -43,18 +43,26 @@ impl Pair {
     /// The listener's first flight reaches the monitor, which creates its
     /// connection; nothing more is exchanged yet.
     fn new(tweak: impl FnOnce(&mut EndpointConfig)) -> Pair {
+        Pair::with(true, None, tweak)
+    }
+
+    /// `paired`: the monitor knows the listener's certificate. `pin`: the
+    /// fingerprint the listener expects, when not the monitor's.
+    fn with(paired: bool, pin: Option<[u8; 32]>, tweak: impl FnOnce(&mut EndpointConfig)) -> Pair {
         let (monitor_creds, monitor_fp) = credentials();
         let (listener_creds, listener_fp) = credentials();
         let mut config = EndpointConfig::new(addr(MONITOR), monitor_creds.clone());
         tweak(&mut config);
         let shared = Shared::new();
-        // The listener is paired: the handshake admits it as trusted.
-        shared
-            .policy
-            .write()
-            .expect("policy lock")
-            .known
-            .insert(listener_fp);
+        // A paired listener: the handshake admits it as trusted.
+        if paired {
+            shared
+                .policy
+                .write()
+                .expect("policy lock")
+                .known
+                .insert(listener_fp);
+        }
         let server_builder = tls::server_context(
             &monitor_creds,
             shared.policy.clone(),
@@ -64,8 +72,9 @@ impl Pair {
         let mut server_cfg =
             base_quiche_config(server_builder, &config, true).expect("server config");
         let record: PinRecord = Arc::default();
-        let client_builder = tls::client_context(&listener_creds, monitor_fp, record.clone())
-            .expect("client context");
+        let client_builder =
+            tls::client_context(&listener_creds, pin.unwrap_or(monitor_fp), record.clone())
+                .expect("client context");
         let mut client_cfg =
             base_quiche_config(client_builder, &config, false).expect("client config");
         let t0 = Instant::now();
@@ -119,6 +128,31 @@ impl Pair {
             t0,
             listener_addr: addr(LISTENER),
         }
+    }
+
+    /// One flight: every datagram one side has, delivered to the other.
+    /// Returns how many there were.
+    fn flight(&mut self, from_listener: bool) -> usize {
+        let mut buf = vec![0u8; 65_535];
+        let mut n_sent = 0;
+        let (src, dst, info) = if from_listener {
+            let info = quiche::RecvInfo {
+                from: self.listener_addr,
+                to: addr(MONITOR),
+            };
+            (&mut self.listener, &mut self.monitor, info)
+        } else {
+            let info = quiche::RecvInfo {
+                from: addr(MONITOR),
+                to: addr(LISTENER),
+            };
+            (&mut self.monitor, &mut self.listener, info)
+        };
+        while let Ok((n, _)) = src.q.send(&mut buf) {
+            let _ = dst.q.recv(&mut buf[..n], info);
+            n_sent += 1;
+        }
+        n_sent
     }
 
     /// Datagrams from one side to the other until neither has anything to send.
@@ -353,4 +387,43 @@ fn a_nat_rebinding_of_the_listener_keeps_the_connection_and_its_stream() {
             && format!("{:?}", s.validation_state) == "Validated"
     });
     assert!(to_new, "the monitor validated the new path and uses it");
+}
+
+#[test]
+fn a_listener_is_ready_only_once_the_monitor_confirmed_the_handshake() {
+    let mut p = Pair::new(|_| {});
+    assert!(p.flight(true) > 0, "Initial");
+    assert!(p.flight(false) > 0, "the monitor's flight");
+    // The listener has its 1-RTT keys but the monitor has not judged its
+    // certificate yet (RFC 9001 §4.1.2): not ready.
+    assert!(p.listener.q.is_established());
+    assert!(!p.listener.ready());
+    assert!(!p.monitor.ready());
+    assert!(p.flight(true) > 0, "the listener's Finished");
+    assert!(p.monitor.ready(), "the monitor admitted the listener");
+    assert!(p.flight(false) > 0, "HANDSHAKE_DONE");
+    assert!(p.listener.ready());
+}
+
+#[test]
+fn a_listener_the_monitor_does_not_know_fails_with_err_peer_rejected() {
+    let mut p = Pair::with(false, None, |_| {});
+    p.pump();
+    assert!(!p.listener.ready() && !p.monitor.ready());
+    let failure = p.listener.connect_failure();
+    assert_eq!(failure.code, "ERR_PEER_REJECTED", "{failure:?}");
+}
+
+#[test]
+fn a_monitor_with_another_certificate_fails_with_err_pin_mismatch_naming_both() {
+    let pinned = [0xab; 32];
+    let mut p = Pair::with(true, Some(pinned), |_| {});
+    p.pump();
+    assert!(!p.listener.ready());
+    let failure = p.listener.connect_failure();
+    assert_eq!(failure.code, "ERR_PIN_MISMATCH", "{failure:?}");
+    assert_eq!(failure.expected.as_deref(), Some("ab".repeat(32).as_str()));
+    let actual = failure.actual.expect("the presented fingerprint");
+    assert_eq!(actual.len(), 64);
+    assert_ne!(actual, "ab".repeat(32));
 }
