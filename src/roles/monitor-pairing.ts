@@ -34,6 +34,18 @@ interface PinState {
   channel: ControlChannel
 }
 
+/** What the application's approval sees of a request that passed every check. */
+function requestInfo(
+  channel: ControlChannel,
+  method: 'qr' | 'pin',
+  listenerId: string,
+  listenerName: string,
+  publicKey: string,
+  legacyQr: boolean,
+): Omit<PairingRequestInfo, 'signal'> {
+  return { method, listenerId, listenerName, fingerprint: channel.peerFingerprint, publicKey, remoteAddress: channel.connection.remoteAddress, legacyQr }
+}
+
 export class PairingWindow {
   readonly #host: PairingHost
   readonly #pinRules: PinRules
@@ -227,15 +239,7 @@ export class PairingWindow {
       safeSend(channel, { type: 'PAIR_REJECTED', reason: 'NOT_PAIRING' })
       return
     }
-    const info = {
-      method: 'qr' as const,
-      listenerId: m.listenerId,
-      listenerName: m.listenerName,
-      fingerprint: channel.peerFingerprint,
-      publicKey: certKey,
-      remoteAddress: channel.connection.remoteAddress,
-      legacyQr,
-    }
+    const info = requestInfo(channel, 'qr', m.listenerId, m.listenerName, certKey, legacyQr)
     return this.#finish(channel, info, undefined)
   }
 
@@ -369,15 +373,7 @@ export class PairingWindow {
       if (r.locked) this.close('locked')
       return
     }
-    const info = {
-      method: 'pin' as const,
-      listenerId: session.listenerId,
-      listenerName: session.listenerName,
-      fingerprint: channel.peerFingerprint,
-      publicKey: t.listenerPublicKey,
-      remoteAddress: channel.connection.remoteAddress,
-      legacyQr: false,
-    }
+    const info = requestInfo(channel, 'pin', session.listenerId, session.listenerName, t.listenerPublicKey, false)
     this.#endPin()
     if (monitorTag === undefined) return safeSend(channel, { type: 'PAIR_REJECTED', reason: 'INTERNAL_ERROR' }) // unreachable: ok implies a tag
     return this.#finish(channel, info, monitorTag)
