@@ -1,10 +1,10 @@
 //! Per-connection state kept by the IO thread.
 
-use crate::{CloseInfo, ConnShared, ConnectFailure};
-use cribcall_core::codes;
+mod failure;
+
+use crate::{CloseInfo, ConnShared};
 use cribcall_core::framing::FrameDecoder;
-use cribcall_core::identity::to_hex;
-use cribcall_core::tls::{PinFailure, PinRecord};
+use cribcall_core::tls::PinRecord;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -244,145 +244,6 @@ impl Conn {
             error_code: None,
         }
     }
-
-    /// Why a client connection failed before it was reported as connected.
-    pub fn connect_failure(&self) -> ConnectFailure {
-        if let Some(rec) = &self.pin_record {
-            if let Some(failure) = rec.lock().ok().and_then(|g| g.clone()) {
-                return match failure {
-                    PinFailure::Mismatch { expected, actual } => ConnectFailure {
-                        code: "ERR_PIN_MISMATCH",
-                        message: failure.describe(),
-                        expected: Some(to_hex(&expected)),
-                        actual: Some(to_hex(&actual)),
-                    },
-                    other => ConnectFailure {
-                        code: "ERR_HANDSHAKE_FAILED",
-                        message: other.describe(),
-                        expected: None,
-                        actual: None,
-                    },
-                };
-            }
-        }
-        if let Some((_, reason, code)) = &self.local_close {
-            return ConnectFailure {
-                code: code.unwrap_or("ERR_CONNECTION_CLOSED"),
-                message: reason.clone(),
-                expected: None,
-                actual: None,
-            };
-        }
-        if self.reset {
-            return ConnectFailure {
-                code: "ERR_CONNECTION_RESET",
-                message: "stateless reset: the server no longer has this connection".into(),
-                expected: None,
-                actual: None,
-            };
-        }
-        if let Some(e) = self.q.peer_error() {
-            let reason = String::from_utf8_lossy(&e.reason).into_owned();
-            let (code, message) = if !e.is_app && e.error_code == CONNECTION_REFUSED {
-                (
-                    "ERR_CONNECTION_REFUSED",
-                    format!("the server refused the connection (busy): {reason}"),
-                )
-            } else if e.is_app {
-                (
-                    // Only UNAUTHORIZED is a refusal of this client; any other
-                    // code (busy, internal error) is worth retrying.
-                    if e.error_code == codes::UNAUTHORIZED {
-                        "ERR_PEER_REJECTED"
-                    } else {
-                        "ERR_HANDSHAKE_FAILED"
-                    },
-                    format!(
-                        "the server closed the connection during the handshake (code {}): {reason}",
-                        e.error_code
-                    ),
-                )
-            } else if (0x100..0x200).contains(&e.error_code) {
-                let alert = e.error_code - 0x100;
-                let refused = matches!(alert, 42..=46 | 48 | 49 | 116);
-                (
-                    if refused {
-                        "ERR_PEER_REJECTED"
-                    } else {
-                        "ERR_HANDSHAKE_FAILED"
-                    },
-                    format!(
-                        "the server {} our certificate (TLS alert {alert}{})",
-                        if refused {
-                            "refused"
-                        } else {
-                            "aborted the handshake with"
-                        },
-                        alert_name(alert)
-                            .map(|n| format!(" {n}"))
-                            .unwrap_or_default()
-                    ),
-                )
-            } else {
-                (
-                    "ERR_HANDSHAKE_FAILED",
-                    format!(
-                        "the server closed the handshake with transport error 0x{:x} {reason}",
-                        e.error_code
-                    ),
-                )
-            };
-            return ConnectFailure {
-                code,
-                message,
-                expected: None,
-                actual: None,
-            };
-        }
-        if let Some(e) = self.q.local_error() {
-            return ConnectFailure {
-                code: "ERR_HANDSHAKE_FAILED",
-                message: format!(
-                    "handshake failed locally (error 0x{:x}) {}",
-                    e.error_code,
-                    String::from_utf8_lossy(&e.reason)
-                ),
-                expected: None,
-                actual: None,
-            };
-        }
-        if self.q.is_timed_out() {
-            return ConnectFailure {
-                code: "ERR_HANDSHAKE_TIMEOUT",
-                message: "no answer from the server".into(),
-                expected: None,
-                actual: None,
-            };
-        }
-        ConnectFailure {
-            code: "ERR_HANDSHAKE_FAILED",
-            message: "the connection closed before the handshake completed".into(),
-            expected: None,
-            actual: None,
-        }
-    }
-}
-
-fn alert_name(alert: u64) -> Option<&'static str> {
-    Some(match alert {
-        40 => "handshake_failure",
-        42 => "bad_certificate",
-        43 => "unsupported_certificate",
-        44 => "certificate_revoked",
-        45 => "certificate_expired",
-        46 => "certificate_unknown",
-        48 => "unknown_ca",
-        49 => "access_denied",
-        80 => "internal_error",
-        116 => "certificate_required",
-        120 => "no_application_protocol",
-        _ => return None,
-    })
 }
 
 /// Keep-alive deadlines are rounded up to a grid of `ka / KEEP_ALIVE_SLOTS`

@@ -1,18 +1,25 @@
-//! Admission of new connections: server-side acceptance of Initials (version
-//! negotiation, Retry, refusal when full, eviction of a half-open handshake)
-//! and the client-side `connect`.
+//! Server-side admission of new connections: Initials for no known
+//! connection (version negotiation, Retry, refusal when full, eviction of a
+//! half-open handshake, see `half_open`) become server connections.
 
-use super::{base_quiche_config, Io};
+use super::Io;
 use crate::conn::{Conn, ConnInit, CONNECTION_REFUSED};
 use crate::retry::TokenError;
-use crate::{ConnectFailure, Event};
 use cribcall_core::limits;
-use cribcall_core::tls::{self, PinRecord};
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Instant;
+
+/// What the token of an Initial says about the client's address.
+enum TokenCheck {
+    /// No token, or one that is not ours: the address is not validated.
+    Unvalidated,
+    /// Our Retry token, valid for this address: the connection ID the client
+    /// first chose (the original destination connection ID).
+    Validated(quiche::ConnectionId<'static>),
+    /// Ours, but forged, for another address or expired: drop the datagram.
+    Invalid,
+}
 
 impl Io {
     /// A datagram for no known connection: maybe a new client. In order:
@@ -40,29 +47,13 @@ impl Io {
         }
         let now = Instant::now();
         if !quiche::version_is_supported(hdr.version) {
-            if self.unsolicited_budget.allow(now) {
-                if let Ok(n) = quiche::negotiate_version(&hdr.scid, &hdr.dcid, &mut self.send_buf) {
-                    let pkt = self.send_buf[..n].to_vec();
-                    self.count_unsolicited();
-                    self.send_datagram(&pkt, from);
-                }
-            }
+            self.negotiate_version(hdr, from, now);
             return None;
         }
-        let odcid = match hdr.token.as_deref().filter(|t| !t.is_empty()) {
-            None => None,
-            Some(token) => match self.retry_tokens.validate(token, &from, now) {
-                Ok(odcid) => Some(quiche::ConnectionId::from_vec(odcid)),
-                Err(TokenError::Foreign) => None,
-                Err(e) => {
-                    debug_log!("Initial from {from} dropped: retry token {e:?}");
-                    self.shared
-                        .stats
-                        .invalid_tokens
-                        .fetch_add(1, Ordering::Relaxed);
-                    return None;
-                }
-            },
+        let odcid = match self.check_token(hdr, from, now) {
+            TokenCheck::Invalid => return None,
+            TokenCheck::Validated(odcid) => Some(odcid),
+            TokenCheck::Unvalidated => None,
         };
         if odcid.is_none() && self.retry_wanted() {
             self.send_retry(hdr, from, now);
@@ -75,6 +66,57 @@ impl Io {
         if self.half_open >= self.config.max_half_open {
             self.evict_half_open();
         }
+        let conn_id = self.start_server_conn(hdr, from, odcid, now)?;
+        self.note_half_open(conn_id);
+        self.shared
+            .stats
+            .handshakes_started
+            .fetch_add(1, Ordering::Relaxed);
+        Some(conn_id)
+    }
+
+    /// Answers an Initial of a version we do not speak with a version
+    /// negotiation packet, within the budget of unsolicited replies.
+    fn negotiate_version(&mut self, hdr: &quiche::Header<'_>, from: SocketAddr, now: Instant) {
+        if self.unsolicited_budget.allow(now) {
+            if let Ok(n) = quiche::negotiate_version(&hdr.scid, &hdr.dcid, &mut self.send_buf) {
+                let pkt = self.send_buf[..n].to_vec();
+                self.count_unsolicited();
+                self.send_datagram(&pkt, from);
+            }
+        }
+    }
+
+    /// Checks the token of an Initial (see [`TokenCheck`]); an invalid one of
+    /// ours is counted.
+    fn check_token(&self, hdr: &quiche::Header<'_>, from: SocketAddr, now: Instant) -> TokenCheck {
+        let Some(token) = hdr.token.as_deref().filter(|t| !t.is_empty()) else {
+            return TokenCheck::Unvalidated;
+        };
+        match self.retry_tokens.validate(token, &from, now) {
+            Ok(odcid) => TokenCheck::Validated(quiche::ConnectionId::from_vec(odcid)),
+            Err(TokenError::Foreign) => TokenCheck::Unvalidated,
+            Err(e) => {
+                debug_log!("Initial from {from} dropped: retry token {e:?}");
+                self.shared
+                    .stats
+                    .invalid_tokens
+                    .fetch_add(1, Ordering::Relaxed);
+                TokenCheck::Invalid
+            }
+        }
+    }
+
+    /// Creates the server connection of an admitted Initial and routes its
+    /// connection IDs to it: ours (after a Retry, the one we chose in it;
+    /// else a new one) and, without a Retry, the one the client chose.
+    fn start_server_conn(
+        &mut self,
+        hdr: &quiche::Header<'_>,
+        from: SocketAddr,
+        odcid: Option<quiche::ConnectionId<'static>>,
+        now: Instant,
+    ) -> Option<u32> {
         // After a Retry the client addresses us with the connection ID we
         // chose in it; else we choose one now.
         let scid = match &odcid {
@@ -122,39 +164,22 @@ impl Io {
         });
         self.conns.insert(conn_id, conn);
         self.sched.mark(conn_id);
-        self.half_open += 1;
-        self.half_open_order.push_back(conn_id);
-        // Handshakes that completed or ended leave their ID behind; compact
-        // now and then so the order stays within twice the cap.
-        if self.half_open_order.len() > 2 * self.config.max_half_open.max(1) {
-            self.retain_half_open_order();
-        }
-        self.publish_half_open();
-        self.shared
-            .stats
-            .handshakes_started
-            .fetch_add(1, Ordering::Relaxed);
         Some(conn_id)
     }
 
+    /// Whether to ask for address validation: enough handshakes are in progress.
     fn retry_wanted(&self) -> bool {
         self.config
             .retry_threshold
             .is_some_and(|t| self.half_open >= t)
     }
 
+    /// Counts an unsolicited reply (version negotiation, Retry, reset, refusal).
     pub(super) fn count_unsolicited(&self) {
         self.shared
             .stats
             .unsolicited_replies
             .fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(super) fn publish_half_open(&self) {
-        self.shared
-            .stats
-            .half_open
-            .store(self.half_open, Ordering::Relaxed);
     }
 
     /// Answers an Initial with a Retry carrying a token for this address.
@@ -223,198 +248,6 @@ impl Io {
             while let Ok((n, to)) = q.send(&mut out).map(|(n, i)| (n, i.to)) {
                 self.send_datagram(&out[..n], to);
             }
-        }
-    }
-
-    /// Gives up one handshake still in progress (without a word: it was
-    /// never admitted), to make room for a new one: the oldest of the address
-    /// holding the most (see [`half_open_victim`]), so a device that floods
-    /// (its address validated by Retry) pushes out its own handshakes.
-    fn evict_half_open(&mut self) {
-        self.retain_half_open_order();
-        let victim = half_open_victim(
-            self.half_open_order
-                .iter()
-                .filter_map(|id| self.conns.get(id).map(|c| (*id, c.remote))),
-        );
-        if let Some(id) = victim {
-            self.forget(id);
-            self.shared
-                .stats
-                .handshakes_refused
-                .fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Keeps only the IDs of handshakes still in progress, in arrival order.
-    fn retain_half_open_order(&mut self) {
-        let conns = &self.conns;
-        self.half_open_order
-            .retain(|id| conns.get(id).is_some_and(|c| c.half_open));
-    }
-
-    pub(super) fn connect(&mut self, conn_id: u32, addr: SocketAddr, fingerprint: [u8; 32]) {
-        let fail = |io: &mut Io, message: String| {
-            io.unregister(conn_id);
-            io.events.push(Event::ConnectFailed {
-                conn_id,
-                failure: ConnectFailure {
-                    code: "ERR_HANDSHAKE_FAILED",
-                    message,
-                    expected: None,
-                    actual: None,
-                },
-            });
-        };
-        if self.shutting_down {
-            self.unregister(conn_id);
-            self.events.push(Event::ConnectFailed {
-                conn_id,
-                failure: ConnectFailure {
-                    code: "ERR_ENDPOINT_CLOSED",
-                    message: "the endpoint is closing".into(),
-                    expected: None,
-                    actual: None,
-                },
-            });
-            return;
-        }
-        if self.conns.len() >= self.config.max_connections {
-            return fail(
-                self,
-                format!(
-                    "too many connections (maxConnections = {})",
-                    self.config.max_connections
-                ),
-            );
-        }
-        let record: PinRecord = Arc::default();
-        let builder = match tls::client_context(self.credentials(), fingerprint, record.clone()) {
-            Ok(b) => b,
-            Err(e) => return fail(self, e.to_string()),
-        };
-        let mut cfg = match base_quiche_config(builder, &self.config, false) {
-            Ok(c) => c,
-            Err(e) => return fail(self, e.to_string()),
-        };
-        let scid = match self.new_cid() {
-            Ok(c) => c,
-            Err(e) => return fail(self, e.to_string()),
-        };
-        // No SNI: the pin, not a name, identifies the monitor.
-        let mut q = match quiche::connect(None, &scid, self.local, addr, &mut cfg) {
-            Ok(q) => q,
-            Err(e) => return fail(self, format!("quiche connect: {e}")),
-        };
-        self.attach_keylog(&mut q, false);
-        debug_log!("conn {conn_id}: connecting to {addr}");
-        self.cid_map.insert(scid.clone(), conn_id);
-        let conn = Conn::new(ConnInit {
-            id: conn_id,
-            q,
-            is_server: false,
-            now: Instant::now(),
-            handshake_timeout: self.config.handshake_timeout,
-            max_frame_payload: self.config.max_frame_payload,
-            pin_record: Some(record),
-            cids: vec![scid],
-            shared: self.conn_shared(conn_id),
-            remote: addr,
-        });
-        self.conns.insert(conn_id, conn);
-        self.sched.mark(conn_id);
-    }
-}
-
-/// The handshake to give up when the half-open table is full, from the
-/// handshakes in progress in arrival order: among the addresses (IP) holding
-/// the most, the source (IP and port) holding the most, and of that its
-/// oldest; ties go to what arrived first. A device flooding from many ports
-/// thus gives up its own handshakes before another device's, and before a
-/// listener's single one beside it.
-fn half_open_victim(in_progress: impl Iterator<Item = (u32, SocketAddr)>) -> Option<u32> {
-    let entries: Vec<(u32, SocketAddr)> = in_progress.collect();
-    let mut per_ip: HashMap<IpAddr, usize> = HashMap::new();
-    let mut per_source: HashMap<SocketAddr, usize> = HashMap::new();
-    for (_, from) in &entries {
-        *per_ip.entry(from.ip()).or_default() += 1;
-        *per_source.entry(*from).or_default() += 1;
-    }
-    let rank = |from: &SocketAddr| (per_ip[&from.ip()], per_source[from]);
-    let most = entries.iter().map(|(_, from)| rank(from)).max()?;
-    entries
-        .iter()
-        .find(|(_, from)| rank(from) == most)
-        .map(|(id, _)| *id)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::half_open_victim;
-    use std::net::SocketAddr;
-
-    #[test]
-    fn the_source_holding_the_most_gives_up_its_oldest() {
-        type Case<'a> = (&'a [(u32, &'a str)], Option<u32>);
-        let cases: &[Case] = &[
-            (&[], None),
-            (&[(7, "10.0.0.1:5")], Some(7)),
-            // One source: plain oldest-first.
-            (
-                &[(3, "10.0.0.1:5"), (4, "10.0.0.1:5"), (5, "10.0.0.1:5")],
-                Some(3),
-            ),
-            // The flooder's oldest goes, although the listener's is older.
-            (
-                &[(1, "10.0.0.2:5"), (2, "10.0.0.9:5"), (3, "10.0.0.9:6")],
-                Some(2),
-            ),
-            // Equal counts: the address whose oldest arrived first.
-            (
-                &[
-                    (1, "10.0.0.2:5"),
-                    (2, "10.0.0.9:5"),
-                    (3, "10.0.0.9:6"),
-                    (4, "10.0.0.2:6"),
-                ],
-                Some(1),
-            ),
-            // The address holding the most first, even if a source of another
-            // address holds more on its own.
-            (
-                &[
-                    (1, "10.0.0.2:5"),
-                    (2, "10.0.0.2:5"),
-                    (3, "10.0.0.9:5"),
-                    (4, "10.0.0.9:6"),
-                    (5, "10.0.0.9:7"),
-                ],
-                Some(3),
-            ),
-            // Within one address, the port holding the most: a listener's
-            // single handshake beside a flood from the same address stays.
-            (
-                &[
-                    (1, "10.0.0.9:5"),
-                    (2, "10.0.0.9:6"),
-                    (3, "10.0.0.9:7"),
-                    (4, "10.0.0.9:6"),
-                ],
-                Some(2),
-            ),
-            // IPv6 too.
-            (
-                &[(1, "[::1]:5"), (2, "[fe80::1]:5"), (3, "[fe80::1]:6")],
-                Some(2),
-            ),
-        ];
-        for (entries, want) in cases {
-            let got = half_open_victim(
-                entries
-                    .iter()
-                    .map(|(id, a)| (*id, a.parse::<SocketAddr>().unwrap())),
-            );
-            assert_eq!(got, *want, "{entries:?}");
         }
     }
 }

@@ -1,14 +1,10 @@
 //! The owner's commands and the control stream: draining the command
-//! channel, queueing frames, starting shutdown, admitting and reporting a
-//! connection once its handshake completes, and reading/writing stream 0.
+//! channel, queueing frames, starting shutdown, and reading/writing stream 0.
 
-use super::lifecycle::recount_pairing_only;
 use super::Io;
 use crate::conn::{Chunk, OutChunk, CONTROL_STREAM};
 use crate::{Command, Event};
 use cribcall_core::codes;
-use cribcall_core::identity::fingerprint_hex;
-use cribcall_core::tls;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -98,94 +94,6 @@ impl Io {
             c.app_close(codes::OK, "endpoint closed", None);
             self.sched.mark(c.id);
         }
-    }
-
-    /// Admission after the handshake, then 'connection' / 'connected'.
-    pub(super) fn report_ready(&mut self, id: u32) {
-        let now = Instant::now();
-        let max_pairing = self.config.max_pairing_connections;
-        let pairing_deadline = self.config.pairing_deadline;
-        let Some(c) = self.conns.get_mut(&id) else {
-            return;
-        };
-        if c.half_open {
-            c.half_open = false;
-            self.half_open -= 1;
-        }
-        self.shared
-            .stats
-            .half_open
-            .store(self.half_open, Ordering::Relaxed);
-        if c.q.application_proto() != tls::ALPN {
-            c.app_close(codes::PROTOCOL_ERROR, "ALPN mismatch", None);
-            return;
-        }
-        let Some(peer) = c.q.peer_cert() else {
-            c.app_close(codes::PROTOCOL_ERROR, "no peer certificate", None);
-            return;
-        };
-        let fp = fingerprint_hex(peer);
-        let fpb = cribcall_core::identity::fingerprint_bytes(peer);
-        let peer_cert = peer.to_vec();
-        c.peer_fp = Some(fpb);
-        let known = c.is_server && self.shared.is_known(&fpb);
-        if c.is_server && !known {
-            if self.pairing_only >= max_pairing {
-                self.pairing_only = recount_pairing_only(&mut self.conns, &self.shared);
-            }
-            let Some(c) = self.conns.get_mut(&id) else {
-                return;
-            };
-            if self.pairing_only >= max_pairing {
-                // Closed before HANDSHAKE_DONE goes out: the client sees a
-                // failed handshake (code 5, busy), never a connection.
-                debug_log!("conn {id}: refused: {max_pairing} pairing-only connections already");
-                c.app_close(
-                    codes::INTERNAL_ERROR,
-                    "busy: too many pairing connections",
-                    None,
-                );
-                self.shared
-                    .stats
-                    .handshakes_refused
-                    .fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            c.pairing_only = true;
-            c.pairing_deadline = Some(now + pairing_deadline);
-            self.pairing_only += 1;
-        }
-        let Some(c) = self.conns.get_mut(&id) else {
-            return;
-        };
-        debug_log!(
-            "conn {id}: {} with {} (peer {})",
-            if c.is_server { "accepted" } else { "connected" },
-            c.remote,
-            &fp[..16]
-        );
-        c.reported = true;
-        self.shared
-            .stats
-            .connections
-            .fetch_add(1, Ordering::Relaxed);
-        let event = if c.is_server {
-            Event::Connection {
-                conn_id: id,
-                peer_fingerprint: fp,
-                peer_cert,
-                peer_known: known,
-                remote: c.remote,
-            }
-        } else {
-            Event::Connected {
-                conn_id: id,
-                peer_fingerprint: fp,
-                peer_cert,
-                remote: c.remote,
-            }
-        };
-        self.events.push(event);
     }
 
     /// Reads stream 0 within the turn's budget and decodes its frames.
