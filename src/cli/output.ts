@@ -1,7 +1,7 @@
 // What cribcall-agent prints: one JSON object per line with --json, else human lines;
 // every error is one line with its code; exit codes. Loads nothing of the library but
 // its error classes, so `--help` and `--version` stay fast.
-import { CribcallError } from '../transport/errors.js'
+import { CribcallError } from '../index.js'
 
 interface Out {
   json: boolean

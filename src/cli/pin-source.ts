@@ -1,7 +1,7 @@
 // Where `pair` gets the PIN when --pin is not given: a prompt on a terminal, else one
 // line of stdin per attempt (so scripts can pipe the PIN in once the monitor shows it).
 import { createInterface, type Interface } from 'node:readline'
-import { CribcallError } from '../transport/errors.js'
+import { CribcallError } from '../index.js'
 import { abortable } from './interrupt.js'
 import { PIN_RE } from './options.js'
 import { emit, UsageError } from './output.js'

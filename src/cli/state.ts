@@ -1,7 +1,6 @@
 // The agent's state directory: identity and trust store.
 import path from 'node:path'
-import { FileTrustStore, IdentityNotFoundError, loadOrCreateIdentity, type Identity, type TrustEntry } from '../index.js'
-import { CribcallError } from '../transport/errors.js'
+import { CribcallError, FileTrustStore, IdentityNotFoundError, loadOrCreateIdentity, type Identity, type TrustEntry } from '../index.js'
 
 export interface State {
   identity: Identity

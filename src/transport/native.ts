@@ -1,40 +1,53 @@
 /**
- * The only module that imports the native addon. It re-exports thin wrappers whose
+ * The only module that loads the native addon. It re-exports thin wrappers whose
  * thrown errors are mapped through {@link fromNative}, so everything above this layer
  * sees CribcallError subclasses only.
  *
- * '../../index.js' is the napi-rs generated ESM loader at the repository root; the
- * relative path is the same from src/transport and from dist/transport.
+ * The addon is loaded on first use, not at import: `import('cribcall-quic')` costs no
+ * BoringSSL/quiche load (issue #10, start-up) until something needs it (an Endpoint, an
+ * identity, a pairing computation). It is the napi-rs generated loader, `index.js` at the
+ * package root, found through the package's own name (Node's package self-reference), so
+ * the same code works from src/, from dist/ and from the bundled dist/index.js.
  */
-import {
-  NativeEndpoint,
-  PinPakeInitiator,
-  canonicalStringObject as nativeCanonicalStringObject,
-  generateIdentity as nativeGenerateIdentity,
-  fingerprintOf as nativeFingerprintOf,
-  generateQrPairingSecret as nativeGenerateQrSecret,
-  qrPairingProof as nativeQrProof,
-  qrPairingTranscript as nativeQrTranscript,
-  verifyQrPairingProof as nativeVerifyQrProof,
-  pinPakeRespond as nativePinPakeRespond,
-  tagsEqual as nativeTagsEqual,
-} from '../../index.js'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import type * as Binding from '../../index.js'
 import type {
   EndpointStats as NativeEndpointStats,
   Identity as NativeIdentity,
   IdentityOptions as NativeIdentityOptions,
+  NativeEndpoint,
   NativeEndpointOptions,
   NativeEventBatch,
+  PinPakeInitiator,
   QrPairingClaims as NativeQrPairingClaims,
 } from '../../index.js'
 import { fromNative } from './errors.js'
 
+let loaded: typeof Binding | undefined
+
+/** The addon, loaded (synchronously, require of the ESM loader) on the first call. */
+function binding(): typeof Binding {
+  if (loaded === undefined) {
+    const require = createRequire(import.meta.url)
+    const root = dirname(require.resolve('cribcall-quic/package.json'))
+    loaded = require(join(root, 'index.js')) as typeof Binding
+  }
+  return loaded
+}
+
 export type { NativeEndpointOptions, NativeEndpointStats, NativeIdentity, NativeIdentityOptions }
 
-/** Runs an addon call; what it throws becomes a CribcallError (the one mapping, `fromNative`). */
-function mapped<T>(call: () => T): T {
+/**
+ * Runs an addon call; what it throws becomes a CribcallError (the one mapping,
+ * `fromNative`). The addon is loaded first, outside that mapping: a loader failure (no
+ * binary for this platform) reaches the caller as the loader's own Error, which names
+ * the missing package, as it did when the addon loaded at import.
+ */
+function mapped<T>(call: (addon: typeof Binding) => T): T {
+  const addon = binding()
   try {
-    return call()
+    return call(addon)
   } catch (error) {
     throw fromNative(error)
   }
@@ -44,14 +57,14 @@ function mapped<T>(call: () => T): T {
 export type NativeEventsCallback = (batch: NativeEventBatch) => void
 
 export function generateIdentity(options: NativeIdentityOptions): NativeIdentity {
-  return mapped(() => nativeGenerateIdentity(options))
+  return mapped((addon) => addon.generateIdentity(options))
 }
 
 export type { PinPakeInitiator }
 
 /** Monitor side of a CPace PIN session (the scalar stays in Rust). */
 export function startPinPake(pin: string, sessionId: string, monitorFingerprint: string, listenerFingerprint: string): PinPakeInitiator {
-  return mapped(() => PinPakeInitiator.start(pin, sessionId, monitorFingerprint, listenerFingerprint))
+  return mapped((addon) => addon.PinPakeInitiator.start(pin, sessionId, monitorFingerprint, listenerFingerprint))
 }
 
 export function confirmPinPake(initiator: PinPakeInitiator, peerShare: Buffer, transcript: Buffer): { listenerTag: Buffer; monitorTag: Buffer } {
@@ -70,38 +83,38 @@ export function respondPinPake(
   peerShare: Buffer,
   transcript: Buffer,
 ): { share: Buffer; listenerTag: Buffer; monitorTag: Buffer } {
-  return mapped(() => nativePinPakeRespond(pin, sessionId, monitorFingerprint, listenerFingerprint, peerShare, transcript))
+  return mapped((addon) => addon.pinPakeRespond(pin, sessionId, monitorFingerprint, listenerFingerprint, peerShare, transcript))
 }
 
 /** Constant-time comparison (Rust). */
 export function tagsEqual(a: Buffer, b: Buffer): boolean {
-  return nativeTagsEqual(a, b)
+  return binding().tagsEqual(a, b)
 }
 
 /** The Rust JCS of a flat string object (used to prove TS and Rust agree byte for byte). */
 export function canonicalStringObject(obj: Record<string, string>): Buffer {
-  return mapped(() => nativeCanonicalStringObject(obj))
+  return mapped((addon) => addon.canonicalStringObject(obj))
 }
 
 export function fingerprintOf(cert: string | Buffer): string {
-  return mapped(() => nativeFingerprintOf(cert))
+  return mapped((addon) => addon.fingerprintOf(cert))
 }
 
 /** QR pairing secret and proof (SPEC.md §7.1), computed in Rust (native/core/src/qr.rs). */
 export function generateQrPairingSecret(): string {
-  return mapped(() => nativeGenerateQrSecret())
+  return mapped((addon) => addon.generateQrPairingSecret())
 }
 
 export function qrPairingTranscript(claims: NativeQrPairingClaims): Buffer {
-  return mapped(() => nativeQrTranscript(claims))
+  return mapped((addon) => addon.qrPairingTranscript(claims))
 }
 
 export function qrPairingProof(pairingSecret: string, claims: NativeQrPairingClaims): string {
-  return mapped(() => nativeQrProof(pairingSecret, claims))
+  return mapped((addon) => addon.qrPairingProof(pairingSecret, claims))
 }
 
 export function verifyQrPairingProof(pairingSecret: string, claims: NativeQrPairingClaims, proof: string): boolean {
-  return mapped(() => nativeVerifyQrProof(pairingSecret, claims, proof))
+  return mapped((addon) => addon.verifyQrPairingProof(pairingSecret, claims, proof))
 }
 
 /** A NativeEndpoint whose methods throw CribcallErrors. */
@@ -109,7 +122,7 @@ export class NativeEndpointHandle {
   readonly #ep: NativeEndpoint
 
   constructor(options: NativeEndpointOptions, onEvents: NativeEventsCallback) {
-    this.#ep = mapped(() => new NativeEndpoint(options, onEvents))
+    this.#ep = mapped((addon) => new addon.NativeEndpoint(options, onEvents))
   }
 
   localAddress(): { host: string; port: number } {

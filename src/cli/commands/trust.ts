@@ -1,8 +1,7 @@
 // `cribcall-agent trust list|revoke`.
 import { access } from 'node:fs/promises'
 import path from 'node:path'
-import { FileTrustStore } from '../../index.js'
-import { CribcallError } from '../../transport/errors.js'
+import { CribcallError, FileTrustStore } from '../../index.js'
 import { emit, localTime, out } from '../output.js'
 import { entryFields, openTrustReadOnly } from '../state.js'
 
