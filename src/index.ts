@@ -2,55 +2,7 @@
 // framed control stream) and, on top of it, the control-channel protocol layer
 // (canonical JSON, strict parsing, message schemas, gating, ControlChannel). Pairing is
 // built on top of these.
-export {
-  AbortError,
-  AppErrorCode,
-  BindError,
-  ConnectionClosedError,
-  CribcallError,
-  ERROR_CODES,
-  type CribcallErrorCode,
-  EndpointClosedError,
-  FrameTooLargeError,
-  HandlerError,
-  HandshakeFailedError,
-  HandshakeTimeoutError,
-  IdleTimeoutError,
-  ConnectionResetError,
-  ConnectionRefusedError,
-  InternalError,
-  InvalidArgumentError,
-  PeerRejectedError,
-  PinMismatchError,
-  SendBufferFullError,
-  SocketError,
-  TlsError,
-  TooManyConnectionsError,
-} from './transport/errors.js'
-export {
-  Endpoint,
-  type ConnectOptions,
-  type EndpointEvents,
-  type EndpointOptions,
-  type EndpointStats,
-  type ListenOptions,
-} from './transport/endpoint.js'
-export {
-  Connection,
-  MAX_BUFFERED_FRAMES,
-  type Address,
-  type CloseInfo,
-  type ConnectionEvents,
-  type Role,
-} from './transport/connection.js'
-export {
-  fingerprintOf,
-  generateIdentity,
-  type GenerateIdentityOptions,
-  type Identity,
-  type KeyType,
-} from './transport/identity.js'
-export { TypedEmitter, type EventMap, type Listener as EventListener } from './transport/emitter.js'
+export * from './transport.js'
 
 // Control-channel protocol layer (SPEC.md §3–§6): canonical JSON, strict parsing,
 // message schemas, gating and the typed ControlChannel.

@@ -10,6 +10,9 @@ async function main() {
   if (typeof Monitor !== 'function' || typeof generateIdentity !== 'function') {
     throw new Error(`require('cribcall-quic') did not return the module namespace: ${Object.keys(cribcall).slice(0, 10)}`)
   }
+  if (require('cribcall-quic/transport').Endpoint !== cribcall.Endpoint) {
+    throw new Error("require('cribcall-quic/transport') is not the transport layer of cribcall-quic")
+  }
   const monitor = await Monitor.start({
     identity: generateIdentity(),
     trustStore: new MemoryTrustStore(),

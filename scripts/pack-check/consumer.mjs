@@ -1,7 +1,13 @@
 // ESM consumer of the packed cribcall-quic tarball (run by scripts/pack-check.mjs in a
 // fresh project with no Rust toolchain on PATH): pairs a monitor and a listener by QR
 // and receives one NOISE_EVENT over the control channel.
-import { Monitor, Listener, MemoryTrustStore, generateIdentity } from 'cribcall-quic'
+import { Monitor, Listener, MemoryTrustStore, generateIdentity, Endpoint } from 'cribcall-quic'
+import * as transport from 'cribcall-quic/transport'
+
+// The transport subpath exports the very same classes as the root (one shared chunk).
+if (transport.Endpoint !== Endpoint || typeof transport.generateIdentity !== 'function' || 'Monitor' in transport) {
+  throw new Error('cribcall-quic/transport is not the transport layer of cribcall-quic')
+}
 
 const monitor = await Monitor.start({
   identity: generateIdentity(),
