@@ -44,6 +44,27 @@ const alignUp = (v, a) => ((v + a - 1n) / a) * a
  */
 export function relrToRela(file, out = file) {
   const buf = readFileSync(file)
+  const elf = readElf(buf, file)
+  const dyn = readDynamic(buf, elf.phdrs, file)
+  const relrAddr = dyn.get(DT_RELR)
+  if (relrAddr === undefined) return { changed: false, relr: 0, rela: 0 }
+  const addresses = decodeRelr(buf, elf.fileOffset(relrAddr), dyn.get(DT_RELRSZ) ?? 0n)
+  const table = relaTable(buf, elf, dyn, addresses)
+  const segment = addSegment(buf, elf, table.length, file)
+  rewriteDynamic(buf, dyn, addresses.length, segment, file)
+
+  const result = Buffer.alloc(Number(segment.offset) + table.length)
+  buf.copy(result)
+  table.copy(result, Number(segment.offset))
+  writeFileSync(out, result)
+  return { changed: true, relr: addresses.length, rela: table.length / 24 }
+}
+
+/**
+ * The ELF header and program headers: { relative (the R_<arch>_RELATIVE type), phdrs,
+ * loads (the PT_LOAD ones), fileOffset(vaddr) (where a loaded address is in the file) }.
+ */
+function readElf(buf, file) {
   if (buf.readUInt32BE(0) !== 0x7f454c46) throw new Error(`${file}: not an ELF file`)
   if (buf[4] !== 2 || buf[5] !== 1) throw new Error(`${file}: not ELF64 little-endian`)
   const machine = buf.readUInt16LE(0x12)
@@ -71,29 +92,34 @@ export function relrToRela(file, out = file) {
     if (!p) throw new Error(`${file}: address 0x${vaddr.toString(16)} is in no loaded file range`)
     return Number(vaddr - p.vaddr + p.offset)
   }
+  return { relative, phdrs, loads, fileOffset }
+}
 
+/** The dynamic section: { at (file offset), slots, entries (up to DT_NULL), get(tag) }. */
+function readDynamic(buf, phdrs, file) {
   const dynamic = phdrs.find((p) => p.type === PT_DYNAMIC)
   if (!dynamic) throw new Error(`${file}: no PT_DYNAMIC`)
-  const dynAt = Number(dynamic.offset)
-  const dynSlots = Number(dynamic.filesz) / 16
+  const at = Number(dynamic.offset)
+  const slots = Number(dynamic.filesz) / 16
   const entries = []
-  for (let i = 0; i < dynSlots; i++) {
-    const tag = buf.readBigInt64LE(dynAt + i * 16)
+  for (let i = 0; i < slots; i++) {
+    const tag = buf.readBigInt64LE(at + i * 16)
     if (tag === DT_NULL) break
-    entries.push({ tag, val: buf.readBigUInt64LE(dynAt + i * 16 + 8) })
+    entries.push({ tag, val: buf.readBigUInt64LE(at + i * 16 + 8) })
   }
   const get = (tag) => entries.find((e) => e.tag === tag)?.val
-  const relrAddr = get(DT_RELR)
-  if (relrAddr === undefined) return { changed: false, relr: 0, rela: 0 }
-  const relrSize = get(DT_RELRSZ) ?? 0n
+  return { at, slots, entries, get }
+}
 
-  // Decode DT_RELR: an even word is an address; an odd word is a bitmap of the 63
-  // words after the current position.
+/**
+ * Decodes the DT_RELR table of `size` bytes at file offset `at`: an even word is an
+ * address; an odd word is a bitmap of the 63 words after the current position.
+ */
+function decodeRelr(buf, at, size) {
   const addresses = []
   let next = 0n
-  const relrAt = fileOffset(relrAddr)
-  for (let i = 0n; i < relrSize; i += 8n) {
-    const word = buf.readBigUInt64LE(relrAt + Number(i))
+  for (let i = 0n; i < size; i += 8n) {
+    const word = buf.readBigUInt64LE(at + Number(i))
     if ((word & 1n) === 0n) {
       addresses.push(word)
       next = word + 8n
@@ -103,23 +129,37 @@ export function relrToRela(file, out = file) {
       next += 63n * 8n
     }
   }
+  return addresses
+}
 
-  // RELATIVE entries first (DT_RELACOUNT counts the leading RELATIVE entries), then the
-  // original DT_RELA table unchanged.
-  const oldRela = get(DT_RELA)
-  const oldRelaSize = oldRela === undefined ? 0n : (get(DT_RELASZ) ?? 0n)
+/**
+ * The new DT_RELA table: a RELATIVE entry per address first (DT_RELACOUNT counts the
+ * leading RELATIVE entries), its addend the word stored there; then the original
+ * DT_RELA table unchanged.
+ */
+function relaTable(buf, elf, dyn, addresses) {
+  const oldRela = dyn.get(DT_RELA)
+  const oldRelaSize = oldRela === undefined ? 0n : (dyn.get(DT_RELASZ) ?? 0n)
   const table = Buffer.alloc(addresses.length * 24 + Number(oldRelaSize))
   addresses.forEach((addr, i) => {
     table.writeBigUInt64LE(addr, i * 24)
-    table.writeBigUInt64LE(relative, i * 24 + 8)
-    table.writeBigUInt64LE(buf.readBigUInt64LE(fileOffset(addr)), i * 24 + 16)
+    table.writeBigUInt64LE(elf.relative, i * 24 + 8)
+    table.writeBigUInt64LE(buf.readBigUInt64LE(elf.fileOffset(addr)), i * 24 + 16)
   })
   if (oldRelaSize > 0n) {
-    const at = fileOffset(oldRela)
+    const at = elf.fileOffset(oldRela)
     buf.copy(table, addresses.length * 24, at, at + Number(oldRelaSize))
   }
+  return table
+}
 
-  // The new segment: page-aligned at the end of the file and above every loaded address.
+/**
+ * Turns the PT_GNU_PROPERTY (or PT_NOTE) program header into a read-only PT_LOAD for
+ * `length` bytes, page-aligned at the end of the file and above every loaded address.
+ * Returns its { offset, vaddr, size }.
+ */
+function addSegment(buf, elf, length, file) {
+  const { phdrs, loads } = elf
   const slot = phdrs.find((p) => p.type === PT_GNU_PROPERTY) ?? phdrs.find((p) => p.type === PT_NOTE)
   if (!slot) throw new Error(`${file}: no PT_GNU_PROPERTY or PT_NOTE program header to reuse`)
   const newOffset = alignUp(BigInt(buf.length), PAGE)
@@ -127,7 +167,7 @@ export function relrToRela(file, out = file) {
     loads.reduce((max, l) => (l.vaddr + l.memsz > max ? l.vaddr + l.memsz : max), 0n),
     PAGE,
   )
-  const size = BigInt(table.length)
+  const size = BigInt(length)
   buf.writeUInt32LE(PT_LOAD, slot.at)
   buf.writeUInt32LE(PF_R, slot.at + 4)
   buf.writeBigUInt64LE(newOffset, slot.at + 8)
@@ -136,25 +176,25 @@ export function relrToRela(file, out = file) {
   buf.writeBigUInt64LE(size, slot.at + 32)
   buf.writeBigUInt64LE(size, slot.at + 40)
   buf.writeBigUInt64LE(PAGE, slot.at + 48)
+  return { offset: newOffset, vaddr: newVaddr, size }
+}
 
-  // The dynamic section: drop DT_RELR*, point DT_RELA* at the new table (the three freed
-  // slots leave room for DT_RELA/DT_RELASZ/DT_RELAENT if the object had none).
-  const kept = entries.filter((e) => ![DT_RELR, DT_RELRSZ, DT_RELRENT, DT_RELA, DT_RELASZ, DT_RELAENT].includes(e.tag))
+/**
+ * The dynamic section: drops DT_RELR*, points DT_RELA* at the new table (the three freed
+ * slots leave room for DT_RELA/DT_RELASZ/DT_RELAENT if the object had none) and adds
+ * the `relativeCount` new entries to DT_RELACOUNT.
+ */
+function rewriteDynamic(buf, dyn, relativeCount, segment, file) {
+  const kept = dyn.entries.filter((e) => ![DT_RELR, DT_RELRSZ, DT_RELRENT, DT_RELA, DT_RELASZ, DT_RELAENT].includes(e.tag))
   const relaCount = kept.find((e) => e.tag === DT_RELACOUNT)
-  if (relaCount) relaCount.val += BigInt(addresses.length)
-  const rewritten = [{ tag: DT_RELA, val: newVaddr }, { tag: DT_RELASZ, val: size }, { tag: DT_RELAENT, val: 24n }, ...kept]
-  if (rewritten.length + 1 > dynSlots) throw new Error(`${file}: no room in the dynamic section`)
-  for (let i = 0; i < dynSlots; i++) {
+  if (relaCount) relaCount.val += BigInt(relativeCount)
+  const rewritten = [{ tag: DT_RELA, val: segment.vaddr }, { tag: DT_RELASZ, val: segment.size }, { tag: DT_RELAENT, val: 24n }, ...kept]
+  if (rewritten.length + 1 > dyn.slots) throw new Error(`${file}: no room in the dynamic section`)
+  for (let i = 0; i < dyn.slots; i++) {
     const e = rewritten[i] ?? { tag: DT_NULL, val: 0n }
-    buf.writeBigInt64LE(e.tag, dynAt + i * 16)
-    buf.writeBigUInt64LE(e.val, dynAt + i * 16 + 8)
+    buf.writeBigInt64LE(e.tag, dyn.at + i * 16)
+    buf.writeBigUInt64LE(e.val, dyn.at + i * 16 + 8)
   }
-
-  const result = Buffer.alloc(Number(newOffset) + table.length)
-  buf.copy(result)
-  table.copy(result, Number(newOffset))
-  writeFileSync(out, result)
-  return { changed: true, relr: addresses.length, rela: table.length / 24 }
 }
 
 // CLI: node relr-to-rela.mjs <file>... (rewrites in place)

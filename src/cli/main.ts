@@ -19,6 +19,12 @@ function version(): string {
   }
 }
 
+/** The --dir option every command that uses the state directory takes. */
+function dirOption(): Option {
+  return new Option('--dir <dir>', 'state directory: identity and trust store (env CRIBCALL_AGENT_DIR, else the platform config directory)').default(defaultDir()).argParser(parseDir)
+}
+
+/** The root command: global options, one-line usage errors; the commands in help order. */
 function program(argv: readonly string[]): Command {
   const program = new Command()
   program
@@ -39,16 +45,27 @@ function program(argv: readonly string[]): Command {
       out.json = g.json === true
       out.debug = g.debug === true
     })
-  const dirOption = (): Option =>
-    new Option('--dir <dir>', 'state directory: identity and trust store (env CRIBCALL_AGENT_DIR, else the platform config directory)').default(defaultDir()).argParser(parseDir)
+  addIdentityCommand(program)
+  addMonitorCommand(program)
+  addPairCommand(program)
+  addWatchCommand(program)
+  addTrustCommands(program)
+  addDemoCommand(program)
+  return program
+}
 
+/** `identity`: create or show this device's identity. */
+function addIdentityCommand(program: Command): void {
   program
     .command('identity')
     .description("create or show this device's identity")
     .addOption(dirOption())
     .addOption(new Option('--key <type>', 'key type for a new identity').choices(['p256', 'ed25519']))
     .action(async (o: { dir: string; key?: 'p256' | 'ed25519' }) => (await import('./commands/identity.js')).cmdIdentity(o))
+}
 
+/** `monitor`: run as a monitor. */
+function addMonitorCommand(program: Command): void {
   program
     .command('monitor')
     .description('run as a monitor: pairing window, listeners, NOISE_EVENTs from stdin ("noise <level>")')
@@ -62,7 +79,10 @@ function program(argv: readonly string[]): Command {
     .option('--allow-legacy-qr', 'also accept QR pairing requests without the proof of the QR code secret (listeners that predate it; any device on the LAN can send one)')
     .option('--web <[host:]port>', 'serve the web console (QR code, PIN, approvals, paired listeners, noise chart) on HOST:PORT; host defaults to 127.0.0.1; prints its URL with the access token', parseWebListen)
     .action(async (o: MonitorCmd) => (await import('./commands/monitor.js')).cmdMonitor(o))
+}
 
+/** `pair`: pair with a monitor as a listener. */
+function addPairCommand(program: Command): void {
   program
     .command('pair')
     .description('pair with a monitor as a listener (QR payload, or fingerprint + PIN); reads the PIN from stdin when not a terminal')
@@ -76,13 +96,19 @@ function program(argv: readonly string[]): Command {
     .option('--monitor-name <name>', 'PIN pairing: the name to store the monitor under (PIN pairing does not carry it; default "monitor at HOST")', parseName)
     .option('--timeout <seconds>', 'give up when pairing has not finished after this many seconds (handshake included)', parsePositive, 120)
     .action(async (o: Omit<PairCmd, 'timeoutSeconds'> & { timeout: number }) => (await import('./commands/pair.js')).cmdPair({ ...o, timeoutSeconds: o.timeout }))
+}
 
+/** `watch`: print the NOISE_EVENTs of every paired monitor, as a listener. */
+function addWatchCommand(program: Command): void {
   program
     .command('watch')
     .description('connect to every paired monitor and print NOISE_EVENTs (reconnects by itself)')
     .addOption(dirOption())
     .action(async (o: { dir: string }) => (await import('./commands/watch.js')).cmdWatch(o))
+}
 
+/** `trust list` and `trust revoke`: the paired devices. */
+function addTrustCommands(program: Command): void {
   const trust = program.command('trust').description('list or revoke paired devices')
   trust
     .command('list')
@@ -95,12 +121,14 @@ function program(argv: readonly string[]): Command {
     .argument('<deviceId>')
     .addOption(dirOption())
     .action(async (id: string, o: { dir: string }) => (await import('./commands/trust.js')).cmdTrustRevoke(id, o))
+}
 
+/** `demo`: a monitor and two listeners paired on loopback. */
+function addDemoCommand(program: Command): void {
   program
     .command('demo')
     .description('pair a monitor and two listeners on loopback (PIN and QR) and deliver NOISE_EVENTs')
     .action(async () => (await import('./commands/demo.js')).cmdDemo())
-  return program
 }
 
 async function main(argv: readonly string[]): Promise<void> {

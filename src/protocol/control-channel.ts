@@ -1,81 +1,31 @@
 // ControlChannel: the typed, validated, gated CribCall control channel over one
-// Connection. SPEC.md §5–§8 are the rules it enforces.
+// Connection. SPEC.md §5–§8 are the rules it enforces. Its events and options are in
+// control-channel-types.ts, its round trips in control-channel-ping.ts, its message
+// iterator in channel-iterator.ts.
 import { TypedEmitter } from '../transport/emitter.js'
 import { Connection, type CloseInfo } from '../transport/connection.js'
 import type { Endpoint } from '../transport/endpoint.js'
-import { AbortError, ConnectionClosedError, CribcallError, HandlerError, InvalidArgumentError } from '../transport/errors.js'
+import { ConnectionClosedError, CribcallError, HandlerError, InvalidArgumentError } from '../transport/errors.js'
 import { CanonicalizationError, canonicalBytes } from './canonical.js'
+import { ChannelIterator } from './channel-iterator.js'
+import { PendingPings, roundTrip, type PingWaiter } from './control-channel-ping.js'
+import type {
+  ConnectChannelOptions,
+  ControlChannelEvents,
+  ControlChannelOptions,
+  PingOptions,
+} from './control-channel-types.js'
 import { judgeFrame, maySend, type ChannelRole, type Trust } from './gating.js'
-import {
-  ErrorCode,
-  isMessageType,
-  schemaError,
-  type ErrorName,
-  type Message,
-  type NoiseEventMessage,
-} from './messages.js'
-import {
-  InvalidMessageError,
-  IteratorOverflowError,
-  NotAllowedError,
-  ProtocolError,
-  SessionConflictError,
-} from './errors.js'
+import { ErrorCode, isMessageType, schemaError, type ErrorName, type Message } from './messages.js'
+import { InvalidMessageError, NotAllowedError, ProtocolError, SessionConflictError } from './errors.js'
 
 export type { ChannelRole, Trust } from './gating.js'
-
-export type ControlChannelEvents = {
-  /** Every message the channel accepted (rejected ones never get here). */
-  message: [message: Message]
-  /** NOISE_EVENT messages (also delivered as 'message'). */
-  noise: [event: NoiseEventMessage]
-  /** The channel's trust changed (pairing upgrades it in place). */
-  trust: [trust: Trust]
-  /** The connection's native send queue emptied after a refused send (see Connection 'drain'). */
-  drain: []
-  /** Emitted once when the underlying connection closed. */
-  close: [info: CloseInfo]
-  /** Handler failures, rejected peer input, peer ERROR frames. */
-  error: [error: CribcallError]
-}
-
-export interface ControlChannelOptions {
-  /** This side's role. */
-  readonly role: ChannelRole
-  /** Initial trust. Monitor side: 'trusted' only for a known (paired) peer. */
-  readonly trust: Trust
-  /** Nesting limit of incoming JSON (default 32). */
-  readonly maxDepth?: number
-  /** Send a PING this often (trusted channels); 0/absent = off. */
-  readonly pingIntervalMs?: number
-  /** Messages the async iterator may hold before it fails (default 10,000). */
-  readonly iteratorBuffer?: number
-}
-
-export interface ConnectChannelOptions {
-  readonly host: string
-  readonly port: number
-  /** The monitor's pinned certificate fingerprint. */
-  readonly serverFingerprint: string
-  /** 'trusted' when this monitor is paired (default), 'pairing-only' to pair. */
-  readonly trust?: Trust
-  readonly signal?: AbortSignal
-  readonly timeoutMs?: number
-  readonly pingIntervalMs?: number
-  readonly maxDepth?: number
-}
-
-export interface PingOptions {
-  readonly signal?: AbortSignal
-  /** Give up after this many ms (default 10,000). */
-  readonly timeoutMs?: number
-}
-
-interface PendingPing {
-  readonly started: number
-  readonly resolve: (ms: number) => void
-  readonly reject: (e: Error) => void
-}
+export type {
+  ConnectChannelOptions,
+  ControlChannelEvents,
+  ControlChannelOptions,
+  PingOptions,
+} from './control-channel-types.js'
 
 const ERROR_MESSAGE_MAX = 512
 
@@ -94,8 +44,7 @@ export class ControlChannel extends TypedEmitter<ControlChannelEvents> {
   #trust: Trust
   readonly #maxDepth: number | undefined
   readonly #liveSessions = new Set<string>()
-  readonly #pings = new Map<number, PendingPing>()
-  #lastPingStamp = 0
+  readonly #pings = new PendingPings()
   #rejectedAndClosing = false
   #pingTimer: NodeJS.Timeout | undefined
   readonly #iterators = new Set<ChannelIterator>()
@@ -216,42 +165,7 @@ export class ControlChannel extends TypedEmitter<ControlChannelEvents> {
 
   /** Measures one application-level round trip (PING → PONG) in milliseconds. */
   ping(options: PingOptions = {}): Promise<number> {
-    const { signal } = options
-    const timeoutMs = options.timeoutMs ?? 10_000
-    if (signal?.aborted) return Promise.reject(new AbortError(signal.reason))
-    return new Promise<number>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined
-      let stamp = 0
-      const cleanup = (): void => {
-        this.#pings.delete(stamp)
-        if (timer !== undefined) clearTimeout(timer)
-        signal?.removeEventListener('abort', onAbort)
-      }
-      const onAbort = (): void => {
-        cleanup()
-        reject(new AbortError(signal?.reason))
-      }
-      try {
-        stamp = this.#sendPing({
-          resolve: (ms) => {
-            cleanup()
-            resolve(ms)
-          },
-          reject: (e) => {
-            cleanup()
-            reject(e)
-          },
-        })
-      } catch (e) {
-        reject(e)
-        return
-      }
-      timer = setTimeout(() => {
-        cleanup()
-        reject(new CribcallError('ERR_PING_TIMEOUT', `no PONG within ${timeoutMs} ms`))
-      }, timeoutMs)
-      signal?.addEventListener('abort', onAbort, { once: true })
-    })
+    return roundTrip(this.#pings, (waiter) => this.#sendPing(waiter), options)
   }
 
   /** Closes the channel (QUIC application close with `code`, default 0 OK). */
@@ -340,15 +254,8 @@ export class ControlChannel extends TypedEmitter<ControlChannelEvents> {
     }
   }
 
-  #sendPing(pending?: Omit<PendingPing, 'started'>): number {
-    const stamp = Math.max(Date.now(), this.#lastPingStamp + 1)
-    const started = performance.now()
-    // Throws (NotAllowedError on a pairing-only channel, ConnectionClosedError, ...)
-    // before anything is registered, so a failed ping leaves no pending entry behind.
-    this.#sendChecked({ type: 'PING', timestamp: stamp })
-    this.#lastPingStamp = stamp
-    if (pending !== undefined) this.#pings.set(stamp, { ...pending, started })
-    return stamp
+  #sendPing(waiter?: PingWaiter): number {
+    return this.#pings.send((stamp) => this.#sendChecked({ type: 'PING', timestamp: stamp }), waiter)
   }
 
   #startPinging(interval: number): void {
@@ -394,8 +301,7 @@ export class ControlChannel extends TypedEmitter<ControlChannelEvents> {
         this.#reportError(e instanceof CribcallError ? e : new CribcallError('ERR_PONG', String(e)))
       }
     } else if (message.type === 'PONG') {
-      const p = this.#pings.get(message.timestamp)
-      if (p !== undefined) p.resolve(performance.now() - p.started)
+      this.#pings.pong(message.timestamp)
     }
     this.#deliver('message', [message])
     if (message.type === 'NOISE_EVENT') this.#deliver('noise', [message])
@@ -436,8 +342,7 @@ export class ControlChannel extends TypedEmitter<ControlChannelEvents> {
 
   #onClose(info: CloseInfo): void {
     if (this.#pingTimer !== undefined) clearInterval(this.#pingTimer)
-    for (const p of this.#pings.values()) p.reject(new ConnectionClosedError(`channel closed: ${info.reason}`))
-    this.#pings.clear()
+    this.#pings.rejectAll(() => new ConnectionClosedError(`channel closed: ${info.reason}`))
     this.#liveSessions.clear()
     for (const it of this.#iterators) it.end()
     this.#deliver('close', [info])
@@ -474,88 +379,4 @@ function encode(message: Message): Uint8Array {
 function truncate(s: string, max: number): string {
   const chars = [...s]
   return chars.length <= max ? s : chars.slice(0, max - 1).join('') + '…'
-}
-
-/** Async iterator over a channel's accepted messages. */
-class ChannelIterator implements AsyncIterableIterator<Message> {
-  readonly #queue: Message[] = []
-  readonly #waiters: { resolve: (r: IteratorResult<Message>) => void; reject: (e: Error) => void }[] = []
-  #done = false
-  #failure: Error | undefined
-  readonly #onAbort: () => void
-
-  constructor(
-    private readonly channel: ControlChannel,
-    private readonly limit: number,
-    private readonly signal: AbortSignal | undefined,
-    private readonly detach: (self: ChannelIterator) => void,
-  ) {
-    this.#onAbort = () => this.#fail(new AbortError(signal?.reason))
-    if (signal?.aborted) this.#fail(new AbortError(signal.reason))
-    else signal?.addEventListener('abort', this.#onAbort, { once: true })
-  }
-
-  push(m: Message): void {
-    if (this.#done) return
-    const w = this.#waiters.shift()
-    if (w !== undefined) {
-      w.resolve({ value: m, done: false })
-      return
-    }
-    if (this.#queue.length >= this.limit) {
-      this.#fail(new IteratorOverflowError(`more than ${this.limit} messages waiting in the iterator`))
-      return
-    }
-    this.#queue.push(m)
-  }
-
-  end(): void {
-    if (this.#done) return
-    this.#done = true
-    this.#cleanup()
-    for (const w of this.#waiters.splice(0)) w.resolve({ value: undefined, done: true })
-  }
-
-  #fail(e: Error): void {
-    if (this.#done) return
-    this.#failure = e
-    this.#done = true
-    this.#queue.length = 0
-    this.#cleanup()
-    for (const w of this.#waiters.splice(0)) w.reject(e)
-  }
-
-  #cleanup(): void {
-    this.signal?.removeEventListener('abort', this.#onAbort)
-    this.detach(this)
-  }
-
-  get isDone(): boolean {
-    return this.#done
-  }
-
-  next(): Promise<IteratorResult<Message>> {
-    const m = this.#queue.shift()
-    if (m !== undefined) return Promise.resolve({ value: m, done: false })
-    if (this.#failure !== undefined) {
-      const f = this.#failure
-      this.#failure = undefined
-      return Promise.reject(f)
-    }
-    if (this.#done) return Promise.resolve({ value: undefined, done: true })
-    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }))
-  }
-
-  return(): Promise<IteratorResult<Message>> {
-    this.end()
-    return Promise.resolve({ value: undefined, done: true })
-  }
-
-  [Symbol.asyncIterator](): AsyncIterableIterator<Message> {
-    return this
-  }
-
-  get source(): ControlChannel {
-    return this.channel
-  }
 }

@@ -6,36 +6,9 @@
 // order mark, any syntax error, excessive nesting and the `__proto__` key, and it
 // never recurses (an explicit stack), so hostile nesting cannot overflow the JS stack.
 
-/** Why a payload was rejected. */
-export type MalformedJsonReason =
-  | 'TOO_LARGE'
-  | 'INVALID_UTF8'
-  | 'BOM'
-  | 'SYNTAX'
-  | 'TRAILING_DATA'
-  | 'DUPLICATE_KEY'
-  | 'LONE_SURROGATE'
-  | 'TOO_DEEP'
-  | 'NUMBER_OUT_OF_RANGE'
-  | 'NOT_AN_OBJECT'
-  | 'FORBIDDEN_KEY'
+import { MalformedJsonError, type MalformedJsonReason } from './strict-json-error.js'
 
-export class MalformedJsonError extends Error {
-  /** Stable machine-readable code. */
-  readonly reason: MalformedJsonReason
-  /**
-   * Where the problem was found: a UTF-16 index into the decoded text, or a byte
-   * offset for TOO_LARGE / INVALID_UTF8 / BOM (where no text exists yet). -1 if unknown.
-   */
-  readonly position: number
-
-  constructor(reason: MalformedJsonReason, message: string, position = -1) {
-    super(position >= 0 ? `${message} (at ${position})` : message)
-    this.name = 'MalformedJsonError'
-    this.reason = reason
-    this.position = position
-  }
-}
+export { MalformedJsonError, type MalformedJsonReason } from './strict-json-error.js'
 
 export interface StrictJsonOptions {
   /** Maximum nesting of objects/arrays; the top-level object is depth 1. Default 32. */
@@ -81,6 +54,9 @@ type Frame =
   | { readonly array: false; readonly obj: Record<string, unknown>; key: string }
   | { readonly array: true; readonly arr: unknown[] }
 
+/** Returned by the value parser's steps when a container was opened or continues. */
+const PENDING: unique symbol = Symbol('pending')
+
 class Parser {
   private pos = 0
 
@@ -123,97 +99,103 @@ class Parser {
 
   /** Iterative value parser: containers live on `stack`, never on the call stack. */
   private parseValue(): unknown {
-    const text = this.text
     const stack: Frame[] = []
-    let value: unknown
-
     for (;;) {
-      // ---- Parse one value start (scalar, empty container or opening of a container).
-      this.skipWs()
-      const c = text.charCodeAt(this.pos)
-      let haveValue = true
-      switch (c) {
-        case LBRACE: {
-          if (stack.length + 1 > this.maxDepth) this.fail('TOO_DEEP', `nesting deeper than ${this.maxDepth}`)
-          this.pos++
-          this.skipWs()
-          const obj: Record<string, unknown> = {}
-          if (text.charCodeAt(this.pos) === RBRACE) {
-            this.pos++
-            value = obj
-          } else {
-            const key = this.parseKey(obj)
-            stack.push({ array: false, obj, key })
-            haveValue = false
-          }
-          break
-        }
-        case LBRACKET: {
-          if (stack.length + 1 > this.maxDepth) this.fail('TOO_DEEP', `nesting deeper than ${this.maxDepth}`)
-          this.pos++
-          this.skipWs()
-          const arr: unknown[] = []
-          if (text.charCodeAt(this.pos) === RBRACKET) {
-            this.pos++
-            value = arr
-          } else {
-            stack.push({ array: true, arr })
-            haveValue = false
-          }
-          break
-        }
-        case QUOTE:
-          value = this.parseString()
-          break
-        case 0x74: // t
-          this.expectLiteral('true')
-          value = true
-          break
-        case 0x66: // f
-          this.expectLiteral('false')
-          value = false
-          break
-        case 0x6e: // n
-          this.expectLiteral('null')
-          value = null
-          break
-        default:
-          if (c === MINUS || (c >= ZERO && c <= NINE)) value = this.parseNumber()
-          else this.fail('SYNTAX', `${this.describe(this.pos)}; expected a value`)
-      }
-      if (!haveValue) continue
+      const value = this.parseValueStart(stack)
+      if (value === PENDING) continue
+      const done = this.completeValue(stack, value)
+      if (done !== PENDING) return done
+    }
+  }
 
-      // ---- A complete value: attach it to its parent, closing finished containers.
-      for (;;) {
-        const top = stack[stack.length - 1]
-        if (top === undefined) return value
-        if (top.array) {
-          top.arr.push(value)
-          this.skipWs()
-          const d = text.charCodeAt(this.pos)
-          if (d === COMMA) {
-            this.pos++
-            break // parse the next element
-          }
-          if (d !== RBRACKET) this.fail('SYNTAX', `${this.describe(this.pos)}; expected ',' or ']'`)
+  /**
+   * Parses the start of one value: a scalar or an empty container is returned whole;
+   * a non-empty container is pushed on `stack` (its first member name read) and
+   * PENDING returned, its first element or member value coming next.
+   */
+  private parseValueStart(stack: Frame[]): unknown {
+    const text = this.text
+    this.skipWs()
+    const c = text.charCodeAt(this.pos)
+    switch (c) {
+      case LBRACE: {
+        if (stack.length + 1 > this.maxDepth) this.fail('TOO_DEEP', `nesting deeper than ${this.maxDepth}`)
+        this.pos++
+        this.skipWs()
+        const obj: Record<string, unknown> = {}
+        if (text.charCodeAt(this.pos) === RBRACE) {
           this.pos++
-          value = top.arr
-          stack.pop()
-        } else {
-          Object.defineProperty(top.obj, top.key, { value, writable: true, enumerable: true, configurable: true })
-          this.skipWs()
-          const d = text.charCodeAt(this.pos)
-          if (d === COMMA) {
-            this.pos++
-            this.skipWs()
-            top.key = this.parseKey(top.obj)
-            break // parse the member's value
-          }
-          if (d !== RBRACE) this.fail('SYNTAX', `${this.describe(this.pos)}; expected ',' or '}'`)
-          this.pos++
-          value = top.obj
-          stack.pop()
+          return obj
         }
+        const key = this.parseKey(obj)
+        stack.push({ array: false, obj, key })
+        return PENDING
+      }
+      case LBRACKET: {
+        if (stack.length + 1 > this.maxDepth) this.fail('TOO_DEEP', `nesting deeper than ${this.maxDepth}`)
+        this.pos++
+        this.skipWs()
+        const arr: unknown[] = []
+        if (text.charCodeAt(this.pos) === RBRACKET) {
+          this.pos++
+          return arr
+        }
+        stack.push({ array: true, arr })
+        return PENDING
+      }
+      case QUOTE:
+        return this.parseString()
+      case 0x74: // t
+        this.expectLiteral('true')
+        return true
+      case 0x66: // f
+        this.expectLiteral('false')
+        return false
+      case 0x6e: // n
+        this.expectLiteral('null')
+        return null
+      default:
+        if (c === MINUS || (c >= ZERO && c <= NINE)) return this.parseNumber()
+        return this.fail('SYNTAX', `${this.describe(this.pos)}; expected a value`)
+    }
+  }
+
+  /**
+   * A complete value: attaches it to its parent, closing finished containers. Returns
+   * the top-level value once the stack is empty, or PENDING when the next element or
+   * member value is to be parsed.
+   */
+  private completeValue(stack: Frame[], value: unknown): unknown {
+    const text = this.text
+    for (;;) {
+      const top = stack[stack.length - 1]
+      if (top === undefined) return value
+      if (top.array) {
+        top.arr.push(value)
+        this.skipWs()
+        const d = text.charCodeAt(this.pos)
+        if (d === COMMA) {
+          this.pos++
+          return PENDING // parse the next element
+        }
+        if (d !== RBRACKET) this.fail('SYNTAX', `${this.describe(this.pos)}; expected ',' or ']'`)
+        this.pos++
+        value = top.arr
+        stack.pop()
+      } else {
+        Object.defineProperty(top.obj, top.key, { value, writable: true, enumerable: true, configurable: true })
+        this.skipWs()
+        const d = text.charCodeAt(this.pos)
+        if (d === COMMA) {
+          this.pos++
+          this.skipWs()
+          top.key = this.parseKey(top.obj)
+          return PENDING // parse the member's value
+        }
+        if (d !== RBRACE) this.fail('SYNTAX', `${this.describe(this.pos)}; expected ',' or '}'`)
+        this.pos++
+        value = top.obj
+        stack.pop()
       }
     }
   }

@@ -5,7 +5,7 @@ import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
 
 import { isFingerprint } from '../base/formats.js'
-import type { EndpointOptions } from './endpoint.js'
+import type { EndpointOptions } from './endpoint-types.js'
 import { AbortError, InvalidArgumentError } from './errors.js'
 import type { NativeEndpointOptions } from './native.js'
 

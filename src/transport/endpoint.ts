@@ -1,13 +1,20 @@
+// Endpoint: one UDP socket driven by a native IO thread, as server and client. Its
+// options and events are in endpoint-types.ts (bind's checks in endpoint-options.ts),
+// its counters in endpoint-stats.ts, its connect() attempts in pending-connects.ts,
+// what its native events mean for a Connection in connection-events.ts.
 import {
   Connection,
   kDeliverClose,
   kDeliverDrain,
   kDeliverFrame,
   type Address,
-  type CloseInfo,
   type ConnectionOwner,
+  type Role,
 } from './connection.js'
+import { closeInfoOf, connectionInit, endpointClosedInfo } from './connection-events.js'
 import { checkHost, checkOptionalInt, checkPort, checkSignal, normalizeFingerprint, resolveHost, toNativeOptions } from './endpoint-options.js'
+import { statsOf, type EndpointStats } from './endpoint-stats.js'
+import type { ConnectOptions, EndpointEvents, EndpointOptions, ListenOptions } from './endpoint-types.js'
 import { TypedEmitter } from './emitter.js'
 import {
   AbortError,
@@ -16,132 +23,19 @@ import {
   CribcallError,
   EndpointClosedError,
   HandlerError,
-  HandshakeTimeoutError,
   InternalError,
   InvalidArgumentError,
   fromNative,
 } from './errors.js'
-import type { Identity } from './identity.js'
 import { NativeEndpointHandle, type NativeEndpointOptions } from './native.js'
 import { type EventBatchVisitor, type NativeEvent, type NativeEventBatch, walkEventBatch } from './native-events.js'
+import { PendingConnects } from './pending-connects.js'
 
-export interface EndpointOptions {
-  /** Local address to bind, e.g. '0.0.0.0', '::' or '127.0.0.1'. Host names are resolved first. */
-  host: string
-  /** UDP port; 0 picks a free one (see `endpoint.address`). */
-  port: number
-  /** Certificate and private key this endpoint presents in every handshake (both roles). */
-  identity: Pick<Identity, 'certPem' | 'keyPem'>
-  /** Largest frame payload accepted and sent, bytes. Default 65536, at most 1048576. */
-  maxFramePayload?: number
-  /** A connection whose handshake has not completed after this long fails. Default 10000. */
-  handshakeTimeoutMs?: number
-  /** QUIC idle timeout: a connection that hears nothing from its peer this long closes. Default 30000. */
-  idleTimeoutMs?: number
-  /**
-   * Keep-alive: a QUIC PING after this many ms without sending, so a quiet connection
-   * never reaches the idle timeout and NAT mappings stay fresh; once the peer has been
-   * silent this long, every half of it (a restarted peer then answers with a stateless
-   * reset within that time). Default 5000; 0 disables. Keep it well under idleTimeoutMs.
-   */
-  keepAliveMs?: number
-  /** Default 1024. */
-  maxConnections?: number
-  /** Bytes that may be queued natively per connection before send() throws SendBufferFullError. Default 16 MiB. */
-  maxSendBuffer?: number
-  /**
-   * Server: handshakes in progress at once, apart from established connections. When
-   * full, the oldest handshake in progress of the source holding the most (IP first,
-   * then IP and port) gives way to the new one, so a flood of Initials cannot lock out a client that completes
-   * its handshake. Default 128.
-   */
-  maxHalfOpen?: number
-  /**
-   * Server: address validation with Retry (RFC 9000 §8.1.2) once this many handshakes
-   * are in progress; 0 = every handshake; default 16. Retry costs a client one extra
-   * round trip; below the threshold clients skip it, and the server then sends at most
-   * 3× what an unvalidated client sent.
-   */
-  retryThreshold?: number
-  /** Server: false never sends Retry (default true). */
-  retry?: boolean
-  /** Server: a pairing-only connection (unknown certificate) must finish pairing within this many ms. Default 180000. */
-  pairingDeadlineMs?: number
-  /** Server: pairing-only connections at once; more are refused (close code 5, busy) before they are reported. Default 8. */
-  maxPairingConnections?: number
-  /** Server: a frame must be complete this many ms after its first byte arrived (else PROTOCOL_ERROR). Default 10000. */
-  frameTimeoutMs?: number
-  /** Aborting it closes the endpoint (or rejects bind() if already aborted). */
-  signal?: AbortSignal
-}
-
-export interface ListenOptions {
-  /**
-   * Admit clients whose certificate fingerprint is not among the known peers (pairing
-   * possible); their connections have peerKnown === false. Default false: unknown
-   * clients fail the handshake.
-   */
-  acceptUnknown?: boolean
-}
-
-export interface ConnectOptions {
-  host: string
-  port: number
-  /** The pinned SHA-256 fingerprint of the server certificate (64 hex characters). */
-  serverFingerprint: string
-  /** Aborting it abandons the attempt: connect() rejects with AbortError. */
-  signal?: AbortSignal
-  /** Rejects with HandshakeTimeoutError when not established within this many ms (in addition to handshakeTimeoutMs). */
-  timeoutMs?: number
-}
-
-export interface EndpointStats {
-  connections: number
-  /** Stateless resets sent for packets of connections this endpoint does not have. */
-  statelessResetsSent: number
-  /** Connections that ended with a stateless reset from the peer. */
-  statelessResetsReceived: number
-  /** Server handshakes started (connection state created). */
-  handshakesStarted: number
-  /** Handshakes refused for capacity (maxConnections, maxPairingConnections) or given up for a newer one (maxHalfOpen). */
-  handshakesRefused: number
-  /** Retry packets sent (address validation). */
-  handshakesRetried: number
-  /** Initials dropped for a forged, foreign-address or expired Retry token. */
-  invalidTokens: number
-  /** Server handshakes in progress now. */
-  halfOpen: number
-  /** Connections closed by a deadline (pairing deadline, frame timeout). */
-  closedByDeadline: number
-  /** Unsolicited replies sent: version negotiation, Retry, stateless resets, refusals. */
-  unsolicitedRepliesSent: number
-  handshakesRejected: number
-  streamBytesReceived: number
-  streamBytesSent: number
-  framesReceived: number
-  framesSent: number
-  packetsReceived: number
-  packetsSent: number
-  /** System calls that sent packets: fewer than packets where UDP GSO batches them (Linux). */
-  sendCalls: number
-  /** System calls that received packets: fewer than packets where UDP GRO batches them (Linux). */
-  recvCalls: number
-}
-
-export type EndpointEvents = {
-  /** A client completed the handshake and passed the admission policy (server role). */
-  connection: [connection: Connection]
-  /** Errors not tied to a pending operation, and errors nobody handled on a connection. */
-  error: [error: CribcallError]
-}
+export type { EndpointStats } from './endpoint-stats.js'
+export type { ConnectOptions, EndpointEvents, EndpointOptions, ListenOptions } from './endpoint-types.js'
 
 /** How long close() waits for the native 'closed' event after the native close resolved. */
 const CLOSED_EVENT_GRACE_MS = 2000
-
-
-interface PendingConnect {
-  settle(result: Connection | CribcallError): void
-}
 
 function warn(error: CribcallError): void {
   try {
@@ -159,7 +53,7 @@ export class Endpoint extends TypedEmitter<EndpointEvents> {
   readonly #native: NativeEndpointHandle
   readonly #address: Address
   readonly #connections = new Map<number, Connection>()
-  readonly #pending = new Map<number, PendingConnect>()
+  readonly #pending = new PendingConnects()
   readonly #owner: ConnectionOwner
   /** close() was called or the native side reported 'closed'. */
   #closing = false
@@ -306,38 +200,9 @@ export class Endpoint extends TypedEmitter<EndpointEvents> {
     if (signal?.aborted) throw new AbortError(signal.reason)
 
     const connId = this.#native.connect(address, port, pin)
-    return new Promise<Connection>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined
-      const entry: PendingConnect = {
-        settle: (result) => {
-          if (this.#pending.get(connId) !== entry) return
-          this.#pending.delete(connId)
-          if (timer !== undefined) clearTimeout(timer)
-          signal?.removeEventListener('abort', onAbort)
-          if (result instanceof Connection) resolve(result)
-          else reject(result)
-        },
-      }
-      // Gives up on the attempt: rejects, then closes the half-open native connection.
-      const abandon = (error: CribcallError): void => {
-        if (this.#pending.get(connId) !== entry) return
-        entry.settle(error)
-        try {
-          this.#native.closeConnection(connId, AppErrorCode.OK, 'connect abandoned')
-        } catch {
-          // Already gone natively; any later event for connId is ignored.
-        }
-      }
-      const onAbort = (): void => abandon(new AbortError(signal?.reason))
-      this.#pending.set(connId, entry)
-      if (timeoutMs !== undefined) {
-        timer = setTimeout(
-          () => abandon(new HandshakeTimeoutError(`no handshake with ${host}:${port} within ${timeoutMs} ms`)),
-          timeoutMs,
-        )
-      }
-      signal?.addEventListener('abort', onAbort, { once: true })
-    })
+    return this.#pending.wait(connId, { host, port, signal, timeoutMs }, () =>
+      this.#native.closeConnection(connId, AppErrorCode.OK, 'connect abandoned'),
+    )
   }
 
   /**
@@ -360,28 +225,7 @@ export class Endpoint extends TypedEmitter<EndpointEvents> {
 
   stats(): EndpointStats {
     if (this.#finalized) throw new EndpointClosedError()
-    const s = this.#native.stats()
-    return {
-      connections: s.connections,
-      statelessResetsSent: s.statelessResetsSent,
-      statelessResetsReceived: s.statelessResetsReceived,
-      handshakesStarted: s.handshakesStarted,
-      handshakesRefused: s.handshakesRefused,
-      handshakesRetried: s.handshakesRetried,
-      invalidTokens: s.invalidTokens,
-      halfOpen: s.halfOpen,
-      closedByDeadline: s.closedByDeadline,
-      unsolicitedRepliesSent: s.unsolicitedRepliesSent,
-      handshakesRejected: s.handshakesRejected,
-      streamBytesReceived: s.streamBytesReceived,
-      streamBytesSent: s.streamBytesSent,
-      framesReceived: s.framesReceived,
-      framesSent: s.framesSent,
-      packetsReceived: s.packetsReceived,
-      packetsSent: s.packetsSent,
-      sendCalls: s.sendCalls,
-      recvCalls: s.recvCalls,
-    }
+    return statsOf(this.#native.stats())
   }
 
   /**
@@ -413,9 +257,7 @@ export class Endpoint extends TypedEmitter<EndpointEvents> {
     this.#closing = true
     this.#detachSignal?.()
     this.#detachSignal = undefined
-    for (const pending of this.#pending.values()) {
-      pending.settle(new EndpointClosedError('the endpoint was closed before the connection was established'))
-    }
+    this.#pending.rejectAll(() => new EndpointClosedError('the endpoint was closed before the connection was established'))
     let failure: CribcallError | undefined
     try {
       await this.#native.close()
@@ -449,16 +291,8 @@ export class Endpoint extends TypedEmitter<EndpointEvents> {
     this.#finalized = true
     this.#detachSignal?.()
     this.#detachSignal = undefined
-    for (const pending of this.#pending.values()) {
-      pending.settle(new EndpointClosedError('the endpoint was closed before the connection was established'))
-    }
-    const info: CloseInfo = {
-      code: AppErrorCode.OK,
-      reason: 'endpoint closed',
-      byPeer: false,
-      application: true,
-      errorCode: 'ERR_ENDPOINT_CLOSED',
-    }
+    this.#pending.rejectAll(() => new EndpointClosedError('the endpoint was closed before the connection was established'))
+    const info = endpointClosedInfo()
     for (const [connId, conn] of this.#connections) {
       this.#connections.delete(connId)
       conn[kDeliverClose](info)
@@ -525,14 +359,7 @@ export class Endpoint extends TypedEmitter<EndpointEvents> {
         const conn = this.#connections.get(event.connId)
         if (conn !== undefined) {
           this.#connections.delete(event.connId)
-          const info: { -readonly [K in keyof CloseInfo]: CloseInfo[K] } = {
-            code: event.code,
-            reason: event.reason,
-            byPeer: event.byPeer,
-            application: event.application,
-          }
-          if (event.errorCode !== undefined) info.errorCode = event.errorCode
-          conn[kDeliverClose](info)
+          conn[kDeliverClose](closeInfoOf(event))
         } else {
           this.#pending
             .get(event.connId)
@@ -558,15 +385,8 @@ export class Endpoint extends TypedEmitter<EndpointEvents> {
     }
   }
 
-  #newConnection(role: 'client' | 'server', event: Extract<NativeEvent, { kind: 'connection' | 'connected' }>): Connection {
-    const conn = new Connection(this.#owner, {
-      connId: event.connId,
-      role,
-      peerFingerprint: event.peerFingerprint,
-      peerCertificate: event.peerCertDer,
-      peerKnown: event.kind === 'connected' || event.peerKnown,
-      remoteAddress: { host: event.remoteHost, port: event.remotePort },
-    })
+  #newConnection(role: Role, event: Extract<NativeEvent, { kind: 'connection' | 'connected' }>): Connection {
+    const conn = new Connection(this.#owner, connectionInit(role, event))
     this.#connections.set(event.connId, conn)
     return conn
   }
