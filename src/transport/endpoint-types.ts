@@ -24,7 +24,7 @@ export interface EndpointOptions {
    * reset within that time). Default 5000; 0 disables. Keep it well under idleTimeoutMs.
    */
   keepAliveMs?: number
-  /** Default 1024. */
+  /** Default 10240 (about 42 KiB of memory per established connection; README, Transport). */
   maxConnections?: number
   /** Bytes that may be queued natively per connection before send() throws SendBufferFullError. Default 16 MiB. */
   maxSendBuffer?: number

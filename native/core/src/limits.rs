@@ -6,8 +6,9 @@ use std::time::Duration;
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default QUIC idle timeout.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default cap on connections per endpoint (incoming and outgoing).
-pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Default cap on connections per endpoint (incoming and outgoing): one monitor
+/// serving 10,000 listeners (README, Transport: about 42 KiB each).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_240;
 /// Default cap on bytes queued natively for sending on one connection.
 pub const DEFAULT_MAX_SEND_BUFFER: usize = 16 << 20;
 /// Initial per-stream receive window we advertise.

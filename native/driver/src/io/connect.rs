@@ -80,7 +80,7 @@ impl Io {
             shared: self.conn_shared(conn_id),
             remote: addr,
         });
-        self.conns.insert(conn_id, conn);
+        self.conns.insert(conn_id, Box::new(conn));
         self.sched.mark(conn_id);
     }
 }

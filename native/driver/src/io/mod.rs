@@ -47,7 +47,7 @@ pub struct Io {
     server_config: quiche::Config,
     shared: Arc<Shared>,
     rx: mpsc::Receiver<Command>,
-    conns: HashMap<u32, Conn>,
+    conns: HashMap<u32, Box<Conn>>,
     cid_map: HashMap<quiche::ConnectionId<'static>, u32>,
     events: Vec<Event>,
     rng: SystemRandom,

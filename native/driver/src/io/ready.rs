@@ -143,7 +143,7 @@ impl Io {
 
 /// Counts the pairing-only connections still open whose peer is not known by
 /// now (a connection that completed pairing stops counting).
-fn recount_pairing_only(conns: &mut HashMap<u32, Conn>, shared: &Shared) -> usize {
+fn recount_pairing_only(conns: &mut HashMap<u32, Box<Conn>>, shared: &Shared) -> usize {
     let mut n = 0;
     for c in conns.values_mut() {
         if !c.pairing_only || c.done {
