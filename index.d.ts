@@ -43,16 +43,12 @@ export declare class NativeEndpoint {
   flush(): void
   /** Bytes accepted by `send` for this connection and not yet handed to QUIC. */
   queued(connId: number): number
-  /** Test hook: queues raw bytes on the control stream without framing. */
-  _sendRaw(connId: number, bytes: Uint8Array): number
   /** Queues one frame, serialized once, on every given connection; returns how many took it. */
   broadcast(connIds: Array<number>, payload: Uint8Array): number
   /** Closes a connection with an application error code and reason. */
   closeConnection(connId: number, code: number, reason: string): void
   /** Counters. */
   stats(): EndpointStats
-  /** Test hook: makes the IO thread panic (the panic is contained and reported). */
-  _injectPanic(): void
   /** Closes every connection and stops the IO thread; resolves once it exited. */
   close(): Promise<void>
 }
@@ -90,14 +86,6 @@ export interface AddressInfo {
   host: string
   port: number
 }
-
-/**
- * RFC 8785 canonical JSON bytes of a flat object whose own enumerable members
- * are all strings (the Rust canonicalizer, for cross-checking the TypeScript
- * one). Throws `ERR_INVALID_ARG` for a non-string member value or a string
- * holding a lone surrogate.
- */
-export declare function canonicalStringObject(obj: Record<string, string>): Buffer
 
 /** Counters of an endpoint. */
 export interface EndpointStats {
@@ -187,7 +175,7 @@ export interface NativeEndpointOptions {
   idleTimeoutMs?: number
   /** Send a QUIC PING after this many ms without sending; 0 = off; default 5000. */
   keepAliveMs?: number
-  /** Connections per endpoint, default 1024. */
+  /** Connections per endpoint, default 10240 (about 42 KiB of memory per established connection). */
   maxConnections?: number
   /** Bytes queued natively per connection before `send` throws, default 16 MiB. */
   maxSendBuffer?: number

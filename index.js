@@ -782,10 +782,9 @@ if (
   }
 }
 
-const { NativeEndpoint, PinPakeInitiator, canonicalStringObject, fingerprintOf, generateIdentity, generateQrPairingSecret, pinPakeRespond, qrPairingProof, qrPairingTranscript, tagsEqual, verifyQrPairingProof } = nativeBinding
+const { NativeEndpoint, PinPakeInitiator, fingerprintOf, generateIdentity, generateQrPairingSecret, pinPakeRespond, qrPairingProof, qrPairingTranscript, tagsEqual, verifyQrPairingProof } = nativeBinding
 export { NativeEndpoint }
 export { PinPakeInitiator }
-export { canonicalStringObject }
 export { fingerprintOf }
 export { generateIdentity }
 export { generateQrPairingSecret }

@@ -199,6 +199,27 @@ if (installedFiles.some((f) => f.endsWith('.node'))) fail(`node_modules/${pkg.na
 if (!existsSync(join(project, 'node_modules', `${pkg.name}-${abi}`, `${binaryName}.${abi}.node`))) {
   fail(`node_modules/${pkg.name}-${abi} has no ${binaryName}.${abi}.node`)
 }
+// The test-only hooks and oracles (native/src/test_hooks.rs, cargo feature `test-hooks`)
+// exist only in the test build (`npm run build:native:test`): the packed addon, its
+// loader and its typings must have none of them.
+step('the packed addon has no test hooks (_sendRaw, _injectPanic, canonicalStringObject)')
+{
+  const TEST_ONLY = ['_sendRaw', '_injectPanic', 'canonicalStringObject']
+  const installedNode = join(project, 'node_modules', `${pkg.name}-${abi}`, `${binaryName}.${abi}.node`)
+  const probe = `const b = require(process.argv[1]); const found = [];
+if (typeof b.NativeEndpoint !== 'function') found.push('(no NativeEndpoint export)');
+else for (const m of ['_sendRaw', '_injectPanic']) if (typeof b.NativeEndpoint.prototype[m] !== 'undefined') found.push('NativeEndpoint.prototype.' + m);
+if ('canonicalStringObject' in b) found.push('canonicalStringObject');
+console.log(JSON.stringify(found))`
+  const found = JSON.parse(run(process.execPath, ['-e', probe, installedNode]).trim())
+  if (found.length > 0) fail(`the packed addon has test-only exports: ${found.join(', ')}`)
+  for (const file of ['index.js', 'index.d.ts']) {
+    const text = readFileSync(join(installed, file), 'utf8')
+    const named = TEST_ONLY.filter((name) => text.includes(name))
+    if (named.length > 0) fail(`the packed ${file} names test-only exports: ${named.join(', ')}`)
+  }
+  console.log('   ok: none in the .node, index.js or index.d.ts')
+}
 // The consumers; the TypeScript one compiled against the installed package as a user's
 // project would (its .d.ts files checked too: no skipLibCheck).
 step('compile the TypeScript consumer (strict, module nodenext) against the installed types')

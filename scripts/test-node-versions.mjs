@@ -20,7 +20,19 @@ import { delimiter, dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 /** The end-to-end vitest files (real QUIC over loopback, child processes using dist/). */
-export const E2E_FILES = ['test/transport.test.ts', 'test/pairing.test.ts', 'test/cli.test.ts', 'test/readme.test.ts']
+export const E2E_FILES = [
+  'test/transport.test.ts',
+  'test/transport-frames.test.ts',
+  'test/transport-close.test.ts',
+  'test/transport-handler-errors.test.ts',
+  'test/transport-process.test.ts',
+  'test/pairing.test.ts',
+  'test/pairing-pin-session.test.ts',
+  'test/pairing-transcript.test.ts',
+  'test/pairing-monitor-checks.test.ts',
+  'test/cli.test.ts',
+  'test/readme.test.ts',
+]
 /** Node.js majors to test besides the machine's node; the newest release of each. */
 export const MAJORS = [22, 24, 26]
 /** The lowest versions `engines` admits (require(esm) without a flag): see package.json. */

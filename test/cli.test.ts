@@ -4,183 +4,15 @@
 //
 // The steps share one monitor process and build on each other (pair → watch → revoke),
 // so the tests of this file run in order.
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
-import { createSocket } from 'node:dgram'
 import { existsSync, promises as fs } from 'node:fs'
-import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import canonicalize from 'canonicalize'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 
-const here = path.dirname(fileURLToPath(import.meta.url))
-const CLI = path.join(here, '..', 'dist', 'cli', 'main.js')
-const HOST = '127.0.0.1'
+import { Agent, HOST, dir, expectCleanFailure, expectOnlyJsonLines, mode, run, useCliSandbox } from './cli-agent.js'
+import { freeUdpPort } from './helpers.js'
 
-type Event = Record<string, unknown> & { event: string }
-
-let root = ''
-const procs: Agent[] = []
-
-/** A running `cribcall-agent` process: its JSON events, raw output and exit. */
-class Agent {
-  readonly child: ChildProcessWithoutNullStreams
-  readonly events: Event[] = []
-  stdout = ''
-  stderr = ''
-  exit: { code: number | null; signal: NodeJS.Signals | null } | undefined
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
-  readonly #waiters = new Set<() => void>()
-  #partial = ''
-
-  constructor(
-    readonly args: readonly string[],
-    env: NodeJS.ProcessEnv = {},
-  ) {
-    this.child = spawn(process.execPath, [CLI, ...args], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      // Never the user's real config directory.
-      env: { ...process.env, CRIBCALL_AGENT_DIR: path.join(root, 'default-dir'), ...env },
-    })
-    this.child.stdout.setEncoding('utf8')
-    this.child.stderr.setEncoding('utf8')
-    this.child.stdout.on('data', (chunk: string) => {
-      this.stdout += chunk
-      this.#partial += chunk
-      let nl: number
-      while ((nl = this.#partial.indexOf('\n')) !== -1) {
-        const line = this.#partial.slice(0, nl)
-        this.#partial = this.#partial.slice(nl + 1)
-        if (line.startsWith('{')) {
-          try {
-            this.events.push(JSON.parse(line) as Event)
-          } catch {
-            // not an event line; kept in stdout
-          }
-        }
-      }
-      this.#wake()
-    })
-    this.child.stderr.on('data', (chunk: string) => {
-      this.stderr += chunk
-      this.#wake()
-    })
-    this.child.stdin.on('error', () => undefined) // EPIPE after the process exited
-    this.exited = new Promise((resolve) => {
-      this.child.on('close', (code, signal) => {
-        this.exit = { code, signal }
-        this.#wake()
-        resolve(this.exit)
-      })
-    })
-    procs.push(this)
-  }
-
-  #wake(): void {
-    for (const w of this.#waiters) w()
-  }
-
-  /** What the process printed, for failure messages. */
-  describe(): string {
-    return `cribcall-agent ${this.args.join(' ')}\n--- stdout:\n${this.stdout}--- stderr:\n${this.stderr}--- exit: ${JSON.stringify(this.exit)}`
-  }
-
-  /** The first event (from `from` on) named `name` that satisfies `match`; waits for it. */
-  waitFor(name: string, match: (e: Event) => boolean = () => true, ms = 10_000, from = 0): Promise<Event> {
-    const find = (): Event | undefined => this.events.slice(from).find((e) => e.event === name && match(e))
-    return new Promise<Event>((resolve, reject) => {
-      const check = (): void => {
-        const e = find()
-        if (e !== undefined) {
-          done()
-          resolve(e)
-        } else if (this.exit !== undefined) {
-          done()
-          reject(new Error(`process exited before printing '${name}'\n${this.describe()}`))
-        }
-      }
-      const timer = setTimeout(() => {
-        done()
-        reject(new Error(`no '${name}' event within ${ms} ms\n${this.describe()}`))
-      }, ms)
-      const done = (): void => {
-        clearTimeout(timer)
-        this.#waiters.delete(check)
-      }
-      this.#waiters.add(check)
-      check()
-    })
-  }
-
-  /** Resolves with the exit once the process ended; fails after `ms`. */
-  async waitExit(ms = 10_000): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }> {
-    const t0 = performance.now()
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`still running after ${ms} ms\n${this.describe()}`)), ms)
-    })
-    try {
-      const r = await Promise.race([this.exited, timeout])
-      return { ...r, ms: performance.now() - t0 }
-    } finally {
-      clearTimeout(timer)
-    }
-  }
-
-  write(line: string): void {
-    this.child.stdin.write(line + '\n')
-  }
-}
-
-/** Runs a short-lived command to its end. */
-async function run(args: readonly string[], options: { env?: NodeJS.ProcessEnv; ms?: number } = {}): Promise<Agent & { code: number | null }> {
-  const a = new Agent(args, options.env)
-  a.child.stdin.end()
-  const { code } = await a.waitExit(options.ms ?? 15_000)
-  return Object.assign(a, { code })
-}
-
-const dir = (name: string): string => path.join(root, name)
-const mode = async (p: string): Promise<number> => (await fs.stat(p)).mode & 0o777
-const stderrLines = (a: Agent): string[] => a.stderr.split('\n').filter((l) => l.trim() !== '')
-
-/** A UDP port on which nothing listens (bound, then released). */
-async function deadPort(): Promise<number> {
-  const s = createSocket('udp4')
-  await new Promise<void>((resolve) => s.bind(0, HOST, resolve))
-  const { port } = s.address()
-  await new Promise<void>((resolve) => s.close(() => resolve()))
-  return port
-}
-
-/** Every stdout line of a --json process is one JSON object with an "event" name. */
-function expectOnlyJsonLines(a: Agent): void {
-  for (const line of a.stdout.split('\n').filter((l) => l !== '')) {
-    const v = JSON.parse(line) as unknown
-    expect(v, line).toMatchObject({ event: expect.any(String) })
-  }
-}
-
-/** One line on stderr, a non-zero exit, no stack trace. */
-function expectCleanFailure(a: Agent & { code: number | null }, exitCode: number, pattern: RegExp): void {
-  expect(a.code, a.describe()).toBe(exitCode)
-  const lines = stderrLines(a)
-  expect(lines, a.describe()).toHaveLength(1)
-  expect(lines[0]).toMatch(/^cribcall-agent: /)
-  expect(lines[0]).toMatch(pattern)
-  expect(a.stderr).not.toMatch(/^\s+at /m)
-}
-
-beforeAll(async () => {
-  expect(existsSync(CLI), `${CLI} is missing: run 'npm run build' (or 'npx tsc -p tsconfig.json') first`).toBe(true)
-  root = await fs.mkdtemp(path.join(tmpdir(), 'cribcall-cli-'))
-})
-
-afterAll(async () => {
-  for (const p of procs) if (p.exit === undefined) p.child.kill('SIGKILL')
-  await Promise.all(procs.map((p) => p.exited))
-  if (root !== '') await fs.rm(root, { recursive: true, force: true })
-})
+useCliSandbox()
 
 // State shared by the steps below.
 let monitor: Agent
@@ -351,7 +183,7 @@ describe('cribcall-agent CLI', () => {
     })
 
     it('unreachable host: handshake timeout after --timeout', async () => {
-      const port = await deadPort()
+      const port = await freeUdpPort()
       const t0 = performance.now()
       const a = await run(['pair', '--json', '--dir', dir('X'), '--host', HOST, '--port', String(port), '--fingerprint', fp(), '--pin', '123456', '--timeout', '1'])
       expect(performance.now() - t0).toBeLessThan(8000)

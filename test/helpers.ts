@@ -1,8 +1,11 @@
 import { createSocket, type Socket } from 'node:dgram'
 
+import { afterEach } from 'vitest'
+
 import {
   Endpoint,
   generateIdentity,
+  type CloseInfo,
   type Connection,
   type EndpointOptions,
   type Identity,
@@ -60,6 +63,17 @@ export function nextFrame(conn: Connection, ms = 5000): Promise<Buffer> {
   )
 }
 
+/** The next 'close' of `conn`; rejects after `ms`. */
+export function closeEvent(conn: Connection, ms = 5000): Promise<CloseInfo> {
+  return withTimeout(
+    new Promise<CloseInfo>((resolve) => {
+      conn.once('close', resolve)
+    }),
+    ms,
+    `'close' on connection ${conn.connId} (${conn.role})`,
+  )
+}
+
 export function nextConnection(endpoint: Endpoint, ms = 5000): Promise<Connection> {
   return withTimeout(
     new Promise<Connection>((resolve) => {
@@ -84,6 +98,18 @@ export class Harness {
     const all = this.endpoints.splice(0)
     await Promise.all(all.map((endpoint) => endpoint.close()))
   }
+}
+
+/**
+ * A Harness for the tests of the calling file (call it once, at the top level): every
+ * endpoint a test binds through it is closed after that test.
+ */
+export function harnessPerTest(): Harness {
+  const h = new Harness()
+  afterEach(async () => {
+    await h.closeAll()
+  })
+  return h
 }
 
 export interface Pair {

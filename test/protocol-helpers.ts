@@ -1,19 +1,17 @@
-// Helpers shared by the protocol-layer tests (gating, malformed input, ControlChannel).
+// Helpers shared by the protocol-layer tests (gating, malformed input, ControlChannel); the
+// gating rig (a monitor with slots of listener endpoints) is in gating-rig.ts.
 import { NativeEndpoint, type NativeEvent, type NativeEventBatch } from '../index.js'
 import { walkEventBatch } from '../src/transport/native-events.js'
 import {
-  ControlChannel,
   canonicalBytes,
   generateIdentity,
   type CloseInfo,
-  type Connection,
-  type Endpoint,
   type Identity,
   type Message,
   type MessageType,
-  type Trust,
 } from '../src/index.js'
-import { Harness, LOOPBACK, sleep, withTimeout } from './helpers.js'
+import { LOOPBACK, sleep, withTimeout } from './helpers.js'
+import { withTestHooks, type NativeEndpointTestHooks } from './test-addon.js'
 
 export const MONITOR_ID = '0f8fad5b-d9cb-469f-a165-70867728950e'
 export const LISTENER_ID = '7c9e6679-7425-40de-944b-e07fc1f90ae7'
@@ -132,14 +130,8 @@ export interface RawClose {
   errorCode?: string
 }
 
-type RawNative = NativeEndpoint & {
-  _sendRaw?: (connId: number, bytes: Uint8Array) => number
-  _injectPanic?: () => void
-}
-
-/** True when the loaded addon still exposes the raw-bytes test hook. */
-export const HAS_SEND_RAW = typeof (NativeEndpoint.prototype as RawNative)._sendRaw === 'function'
-export const HAS_INJECT_PANIC = typeof (NativeEndpoint.prototype as RawNative)._injectPanic === 'function'
+/** The endpoint with the test build's hooks (test-addon.ts fails at import without them). */
+type RawNative = NativeEndpoint & NativeEndpointTestHooks
 
 /**
  * A NativeEndpoint driven directly: used as a peer that can write raw bytes (bad frame
@@ -158,7 +150,7 @@ export class RawPeer {
   #closed: Promise<void> | undefined
 
   constructor(identity: Identity, options: { idleTimeoutMs?: number; maxFramePayload?: number } = {}) {
-    this.#ep = new NativeEndpoint(
+    this.#ep = withTestHooks(new NativeEndpoint(
       { host: LOOPBACK, port: 0, certPem: identity.certPem, keyPem: identity.keyPem, ...options },
       (batch: NativeEventBatch) =>
         walkEventBatch(
@@ -173,7 +165,7 @@ export class RawPeer {
           },
           (error) => this.failures.push(error),
         ),
-    ) as RawNative
+    ))
   }
 
   get port(): number {
@@ -198,15 +190,11 @@ export class RawPeer {
   }
 
   sendRaw(connId: number, bytes: Uint8Array): number {
-    const f = this.#ep._sendRaw
-    if (f === undefined) throw new Error('the addon has no _sendRaw')
-    return f.call(this.#ep, connId, bytes)
+    return this.#ep._sendRaw(connId, bytes)
   }
 
   injectPanic(): void {
-    const f = this.#ep._injectPanic
-    if (f === undefined) throw new Error('the addon has no _injectPanic')
-    f.call(this.#ep)
+    this.#ep._injectPanic()
   }
 
   closeConnection(connId: number, code: number, reason: string): void {
@@ -269,132 +257,6 @@ export class RawPeer {
         return
     }
   }
-}
-
-// ---------------------------------------------------------------------------
-// A monitor endpoint with "slots" of listener endpoints, so that many cases can run
-// concurrently on fresh connections while each server-side connection is matched to
-// its case by the client certificate fingerprint (one case per slot at a time).
-
-export type Direction = 'L->M' | 'M->L'
-
-export interface Slot {
-  /** Listener endpoint whose certificate the monitor knows (trusted on the monitor side). */
-  readonly known: Endpoint
-  readonly knownId: Identity
-  /** Listener endpoint whose certificate the monitor does not know (pairing-only there). */
-  readonly unknown: Endpoint
-  readonly unknownId: Identity
-}
-
-/** Both ends of one test connection. */
-export interface Link {
-  /** The side that writes raw frames. */
-  readonly sender: Connection
-  /** The side under test. */
-  readonly receiver: ControlChannel
-  /** Frames the sender received (after the stream-opening frame of an M->L link). */
-  readonly senderFrames: Buffer[]
-  /** Messages the receiver delivered to 'message'. */
-  readonly delivered: Message[]
-  /** 'noise' deliveries on the receiver. */
-  readonly noise: Message[]
-  /** 'error' events on the receiver. */
-  readonly receiverErrors: Error[]
-}
-
-export class GatingRig {
-  readonly h = new Harness()
-  monitor!: Endpoint
-  monitorId!: Identity
-  slots: Slot[] = []
-  readonly #waiters = new Map<string, (c: Connection) => void>()
-
-  async start(slots: number): Promise<void> {
-    this.monitorId = generateIdentity()
-    this.monitor = await this.h.bind(this.monitorId)
-    for (let i = 0; i < slots; i++) {
-      const knownId = generateIdentity({ keyType: i % 2 === 0 ? 'p256' : 'ed25519' })
-      const unknownId = generateIdentity()
-      this.slots.push({ known: await this.h.bind(knownId), knownId, unknown: await this.h.bind(unknownId), unknownId })
-    }
-    this.monitor.setKnownPeers(this.slots.map((s) => s.knownId.fingerprint))
-    this.monitor.listen({ acceptUnknown: true })
-    this.monitor.on('connection', (c) => {
-      const w = this.#waiters.get(c.peerFingerprint)
-      if (w === undefined) {
-        void c.close(0, 'unexpected')
-        return
-      }
-      this.#waiters.delete(c.peerFingerprint)
-      w(c)
-    })
-  }
-
-  /** Opens a fresh link for one case. `trust` is the receiver's trust. */
-  async link(slot: Slot, dir: Direction, trust: Trust): Promise<Link> {
-    const client = dir === 'L->M' && trust === 'pairing-only' ? slot.unknown : slot.known
-    const clientId = client === slot.known ? slot.knownId : slot.unknownId
-    const serverSide = withTimeout(
-      new Promise<Connection>((resolve) => this.#waiters.set(clientId.fingerprint, resolve)),
-      5000,
-      "the monitor's 'connection' event",
-    )
-    const conn = await client.connect({ host: LOOPBACK, port: this.monitor.address.port, serverFingerprint: this.monitorId.fingerprint })
-    const sconn = await serverSide
-    const senderFrames: Buffer[] = []
-    const delivered: Message[] = []
-    const noise: Message[] = []
-    const receiverErrors: Error[] = []
-    let sender: Connection
-    let receiver: ControlChannel
-    if (dir === 'L->M') {
-      sender = conn
-      receiver = ControlChannel.accept(sconn)
-      sender.on('frame', (p) => {
-        senderFrames.push(p)
-      })
-    } else {
-      sender = sconn
-      receiver = new ControlChannel(conn, { role: 'listener', trust })
-      // The listener opens the control stream with its first frame.
-      const opener = withTimeout(
-        new Promise<Buffer>((resolve) => sender.once('frame', resolve)),
-        5000,
-        'the stream-opening frame',
-      )
-      receiver.send(
-        trust === 'trusted'
-          ? { type: 'PING', timestamp: 1 }
-          : { ...validMessages().PAIR_REQUEST, listenerCertFingerprint: clientId.fingerprint },
-      )
-      await opener
-      sender.on('frame', (p) => {
-        senderFrames.push(p)
-      })
-    }
-    receiver.on('message', (m) => {
-      delivered.push(m)
-    })
-    receiver.on('noise', (m) => {
-      noise.push(m)
-    })
-    receiver.on('error', (e) => {
-      receiverErrors.push(e)
-    })
-    return { sender, receiver, senderFrames, delivered, noise, receiverErrors }
-  }
-
-  async stop(): Promise<void> {
-    await this.h.closeAll()
-  }
-}
-
-/** Closes both ends of a link and waits until both reported 'close'. */
-export async function closeLink(link: Link): Promise<void> {
-  void link.sender.close(0, 'case done')
-  void link.receiver.close(0, 'case done')
-  await withTimeout(Promise.all([link.sender.closed, link.receiver.closed]), 5000, 'the link to close')
 }
 
 export async function waitFor(predicate: () => boolean, ms: number, what: string): Promise<void> {

@@ -24,15 +24,16 @@
 // D/<name>.log) and QLOGDIR=D/qlog, for diagnosis. Pairing is replaced by pre-created
 // state (identities and trust stores in the CLI's directory layout). Runs
 // `node dist/cli/main.js` (build first).
-import { createSocket, type RemoteInfo, type Socket } from 'node:dgram'
 import { existsSync, promises as fs } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import { FileTrustStore, loadOrCreateIdentity } from '../src/index.js'
-import { AgentProcess, CLI, quantile, type AgentEvent } from './agent-process.js'
+import { FileTrustStore, loadOrCreateIdentity, type Identity } from '../src/index.js'
+import { AgentProcess, CLI, quantile } from './agent-process.js'
+import { FaultProxy, rng, type Faults } from './fault-proxy.js'
 import { LOOPBACK, freeUdpPort, sleep } from './helpers.js'
+import { analyzeListener, noiseOf, type Kill, type Sent, type SoakResult } from './soak-analysis.js'
 
 const SCALE = Number(process.env.CRIBCALL_SOAK_SCALE ?? '1')
 if (!Number.isFinite(SCALE) || SCALE <= 0) throw new Error(`CRIBCALL_SOAK_SCALE must be a positive number, got ${process.env.CRIBCALL_SOAK_SCALE}`)
@@ -58,168 +59,7 @@ const STOP_MS = 5000
 const AT_RISK_MS = 1000
 /** After the last event: how long every listener may take to get everything. */
 const SETTLE_MS = 45_000
-
-/** mulberry32: a small seeded PRNG, [0, 1). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
-interface ProxyCounters {
-  /** Datagrams passed on (toMonitor + toListener), duplicates and released held-back ones included. */
-  forwarded: number
-  toMonitor: number
-  toListener: number
-  dropped: number
-  reordered: number
-  duplicated: number
-  rebindsPort: number
-  rebindsAddress: number
-}
-
-/**
- * One listener's path to the monitor, as a lossy NAT would make it: the listener sends to
- * `front`; the proxy relays through its `upstream` socket (the listener's address as the
- * monitor sees it), which a rebinding replaces. Faults apply in both directions, each
- * direction with its own seeded generator.
- */
-class FaultProxy {
-  readonly counters: ProxyCounters = { forwarded: 0, toMonitor: 0, toListener: 0, dropped: 0, reordered: 0, duplicated: 0, rebindsPort: 0, rebindsAddress: 0 }
-  /** The mapping as the monitor sees it, one per rebinding. */
-  readonly mappings: string[] = []
-  #front!: Socket
-  #upstream!: Socket
-  #client: RemoteInfo | undefined
-  readonly #held: { up: Buffer | undefined; down: Buffer | undefined } = { up: undefined, down: undefined }
-  readonly #rand: { up: () => number; down: () => number }
-  #timer: NodeJS.Timeout | undefined
-  #closed = false
-  #rebinding = false
-
-  constructor(
-    readonly index: number,
-    readonly monitorPort: number,
-    seed: number,
-    /** Next host octet for an address rebinding (127.0.0.x); shared by all proxies. */
-    readonly nextAddress: () => string,
-  ) {
-    this.#rand = { up: rng(seed ^ 0x9e3779b9), down: rng(seed ^ 0x7f4a7c15) }
-  }
-
-  get port(): number {
-    return this.#front.address().port
-  }
-
-  async start(): Promise<void> {
-    this.#front = createSocket('udp4')
-    this.#front.on('error', () => undefined)
-    this.#front.on('message', (msg, rinfo) => {
-      this.#client = rinfo
-      this.#forward('up', msg)
-    })
-    await new Promise<void>((resolve) => this.#front.bind(0, LOOPBACK, resolve))
-    this.#upstream = await this.#bindUpstream(LOOPBACK)
-  }
-
-  /**
-   * Rebinds at `base + offsetMs + n × REBIND_EVERY_MS` (performance.now() clock, no drift):
-   * new port, new address, new port, …
-   */
-  startRebinding(base: number, offsetMs: number): void {
-    let n = 0
-    const tick = (): void => {
-      if (this.#closed) return
-      void this.rebind(n++ % 2 === 1)
-      this.#timer = setTimeout(tick, base + offsetMs + n * REBIND_EVERY_MS - performance.now())
-    }
-    this.#timer = setTimeout(tick, base + offsetMs - performance.now())
-  }
-
-  async rebind(newAddress: boolean): Promise<void> {
-    if (this.#closed || this.#rebinding) return
-    this.#rebinding = true
-    try {
-      const fresh = await this.#bindUpstream(newAddress ? this.nextAddress() : LOOPBACK)
-      const old = this.#upstream
-      this.#upstream = fresh
-      // Whatever the monitor sends to the old mapping from now on is lost.
-      old.close()
-      if (newAddress) this.counters.rebindsAddress++
-      else this.counters.rebindsPort++
-    } finally {
-      this.#rebinding = false
-    }
-  }
-
-  async #bindUpstream(host: string): Promise<Socket> {
-    const s = createSocket('udp4')
-    s.on('error', () => undefined)
-    s.on('message', (msg) => {
-      if (s === this.#upstream) this.#forward('down', msg)
-    })
-    await new Promise<void>((resolve, reject) => {
-      s.once('error', reject)
-      s.bind(0, host, () => {
-        s.off('error', reject)
-        resolve()
-      })
-    })
-    const a = s.address()
-    this.mappings.push(`${a.address}:${a.port}`)
-    return s
-  }
-
-  #send(dir: 'up' | 'down', msg: Buffer): void {
-    if (this.#closed) return
-    if (dir === 'up') {
-      this.#upstream.send(msg, this.monitorPort, LOOPBACK, () => undefined)
-      this.counters.toMonitor++
-    } else {
-      const c = this.#client
-      if (c === undefined) return
-      this.#front.send(msg, c.port, c.address, () => undefined)
-      this.counters.toListener++
-    }
-    this.counters.forwarded++
-  }
-
-  #forward(dir: 'up' | 'down', msg: Buffer): void {
-    const r = this.#rand[dir]
-    if (r() < LOSS) {
-      this.counters.dropped++
-      return
-    }
-    if (this.#held[dir] === undefined && r() < REORDER) {
-      this.#held[dir] = msg // goes out after the next datagram
-      this.counters.reordered++
-      return
-    }
-    this.#send(dir, msg)
-    if (r() < DUPLICATE) {
-      this.#send(dir, msg)
-      this.counters.duplicated++
-    }
-    const held = this.#held[dir]
-    if (held !== undefined) {
-      this.#held[dir] = undefined
-      this.#send(dir, held)
-    }
-  }
-
-  close(): void {
-    if (this.#closed) return
-    this.#closed = true
-    clearTimeout(this.#timer)
-    this.#front?.close()
-    this.#upstream?.close()
-  }
-}
+const FAULTS: Faults = { loss: LOSS, reorder: REORDER, duplicate: DUPLICATE, rebindEveryMs: REBIND_EVERY_MS }
 
 let root = ''
 const agents: AgentProcess[] = []
@@ -230,65 +70,14 @@ type Action =
   | { at: number; kind: 'kill' }
   | { at: number; kind: 'stop'; listener: number }
 
-interface Sent {
-  timestamp: number
-  peakLevel: number
-  /** Which monitor process (0, 1, 2) broadcast it. */
-  monitor: number
-  listeners: number
-}
-
-interface Kill {
-  /** Date.now() just before the SIGKILL. */
-  wall: number
-  /** performance.now() just before the SIGKILL, and when the restarted monitor printed `listening`. */
-  at: number
-  restartedAt: number
-}
-
-interface ListenerResult {
-  i: number
-  watcher: AgentProcess
-  /** Timestamps of the NOISE_EVENTs it printed, in the order printed. */
-  ts: number[]
-  /** Timestamps it printed that the monitor never reported sending. */
-  extra: number[]
-  duplicates: number
-  inOrder: boolean
-  /** Sent events it never printed: `lost` those at risk (< 1 s before a kill), `missing` the others. */
-  lost: Sent[]
-  missing: Sent[]
-  latencies: number[]
-  /** The slowest deliveries: latency and when (performance.now()) the event was printed. */
-  slowest: Array<{ ms: number; at: number }>
-  connected: AgentEvent[]
-  disconnected: AgentEvent[]
-  /** Disconnects outside [kill, monitor back + 10 s]. */
-  unexplained: AgentEvent[]
-  /** For each kill, the first `connected` after the monitor was back. */
-  reconnectAfter: Array<AgentEvent | undefined>
-  errors: AgentEvent[]
-  finals: AgentEvent[]
-}
-
-interface SoakResult {
-  sent: Sent[]
-  kills: Kill[]
-  stop: { at: number; contAt: number } | undefined
-  t0: number
-  runS: number
-  listeners: ListenerResult[]
-}
-
 const STOPPED = 2
 let result: SoakResult | undefined
 
-/** Runs the whole scenario and gathers what every process printed; prints the report. */
-async function runSoak(): Promise<SoakResult> {
-  const rand = rng(SEED)
-  const port = await freeUdpPort()
-
-  // ---- state: the monitor's identity and trust store, each listener's (CLI layout: <dir>/identity, <dir>/trust.json)
+/**
+ * State: the monitor's identity and trust store, each listener's (CLI layout: <dir>/identity,
+ * <dir>/trust.json), and each listener's fault proxy in front of the monitor's `port`.
+ */
+async function prepareState(port: number): Promise<{ monitorDir: string; monitorId: Identity; listenerDirs: string[] }> {
   const monitorDir = path.join(root, 'monitor')
   const monitorId = await loadOrCreateIdentity(path.join(monitorDir, 'identity'))
   const monitorStore = await FileTrustStore.open(path.join(monitorDir, 'trust.json'))
@@ -296,7 +85,7 @@ async function runSoak(): Promise<SoakResult> {
   const nextAddress = (): string => `127.0.0.${(octet = (octet % 250) + 2)}`
   const listenerDirs: string[] = []
   for (let i = 0; i < LISTENERS; i++) {
-    const proxy = new FaultProxy(i, port, (SEED + 1000 * (i + 1)) >>> 0, nextAddress)
+    const proxy = new FaultProxy(i, port, (SEED + 1000 * (i + 1)) >>> 0, nextAddress, FAULTS)
     await proxy.start()
     proxies.push(proxy)
     const dir = path.join(root, `listener-${i}`)
@@ -314,12 +103,15 @@ async function runSoak(): Promise<SoakResult> {
     await monitorStore.put({ deviceId: id.deviceId, name: `Phone ${i}`, fingerprint: id.fingerprint, publicKey: id.publicKey, role: 'listener', pairedAt: Date.now() - 1000 })
     listenerDirs.push(dir)
   }
+  return { monitorDir, monitorId, listenerDirs }
+}
 
-  // ---- processes
-  const sent: Sent[] = []
-  const kills: Kill[] = []
+type StartMonitor = () => Promise<{ agent: AgentProcess; listeningAt: number }>
+
+/** Starts monitor processes 0, 1, 2, … on `port`; every event one reports sending goes into `sent`. */
+function monitorStarter(monitorDir: string, port: number, monitorId: Identity, sent: Sent[]): StartMonitor {
   let monitorIndex = 0
-  const startMonitor = async (): Promise<{ agent: AgentProcess; listeningAt: number }> => {
+  return async () => {
     const index = monitorIndex++
     const agent = new AgentProcess(['monitor', '--dir', monitorDir, '--host', LOOPBACK, '--port', String(port), '--pair', 'off', '--json'], {
       ...logging(`monitor-${index}`),
@@ -332,19 +124,11 @@ async function runSoak(): Promise<SoakResult> {
     if (listening.port !== port || listening.deviceId !== monitorId.deviceId) throw new Error(`unexpected 'listening': ${JSON.stringify(listening)}`)
     return { agent, listeningAt: listening.at }
   }
-  let monitor = (await startMonitor()).agent
-  const watchers = listenerDirs.map((dir, i) => {
-    const a = new AgentProcess(['watch', '--dir', dir, '--json'], logging(`listener-${i}`))
-    agents.push(a)
-    return a
-  })
-  await Promise.all(watchers.map((w) => w.waitFor('connected', () => true, 60_000)))
-  // ---- the scenario: events at seeded random times over the two active phases, the silence between
-  const t0 = performance.now()
-  // Some proxy rebinds every whole second (t0 + 5 s + i s, then every 5 s each).
-  for (const [i, p] of proxies.entries()) p.startRebinding(t0, REBIND_EVERY_MS + (i * REBIND_EVERY_MS) / LISTENERS)
+}
+
+/** Events at seeded random times over the two active phases, the silence between; the kills and the stop. */
+function schedule(rand: () => number): Action[] {
   const phaseB = ACTIVE_MS + SILENCE_MS
-  const end = phaseB + ACTIVE_MS
   const actions: Action[] = []
   for (let k = 0; k < EVENTS; k++) {
     const u = rand() * 2 * ACTIVE_MS
@@ -360,6 +144,19 @@ async function runSoak(): Promise<SoakResult> {
   const midway = (ms: number): number => Math.round(ms / 1000) * 1000 + 500
   actions.push({ at: midway(0.3 * ACTIVE_MS), kind: 'kill' }, { at: 0.6 * ACTIVE_MS, kind: 'stop', listener: STOPPED }, { at: midway(phaseB + 0.5 * ACTIVE_MS), kind: 'kill' })
   actions.sort((a, b) => a.at - b.at)
+  return actions
+}
+
+/** Performs the actions at t0 + their time; returns the largest schedule lag and when the stopped listener was stopped. */
+async function play(
+  actions: readonly Action[],
+  t0: number,
+  firstMonitor: AgentProcess,
+  startMonitor: StartMonitor,
+  watchers: readonly AgentProcess[],
+  kills: Kill[],
+): Promise<{ lag: number; stop: { at: number; contAt: number } | undefined }> {
+  let monitor = firstMonitor
   let stop: { at: number; contAt: number } | undefined
   let contTimer: NodeJS.Timeout | undefined
   let lag = 0
@@ -396,12 +193,11 @@ async function runSoak(): Promise<SoakResult> {
     clearTimeout(contTimer)
     for (const w of watchers) w.signal('SIGCONT')
   }
-  const lastEventAt = performance.now()
+  return { lag, stop }
+}
 
-  // ---- settle: every listener has every event that was not at risk
-  const atRisk = (s: Sent): boolean => kills.some((k) => s.timestamp > k.wall - AT_RISK_MS && s.timestamp <= k.wall)
-  const mustHave = sent.filter((s) => !atRisk(s))
-  const noiseOf = (w: AgentProcess): AgentEvent[] => w.events.filter((e) => e.event === 'noise')
+/** Waits until every listener has every event in `mustHave` (at most SETTLE_MS); returns how long after `lastEventAt` that was. */
+async function settle(watchers: readonly AgentProcess[], mustHave: readonly Sent[], lastEventAt: number): Promise<number> {
   const complete = (w: AgentProcess): boolean => {
     const got = new Set(noiseOf(w).map((e) => e.timestamp as number))
     return mustHave.every((s) => got.has(s.timestamp))
@@ -410,41 +206,12 @@ async function runSoak(): Promise<SoakResult> {
   while (!watchers.every(complete) && performance.now() < settleDeadline) await sleep(100)
   const settledIn = performance.now() - lastEventAt
   await sleep(1000) // a moment more for stray duplicates to show up, were there any
-  const runS = (performance.now() - t0) / 1000
+  return settledIn
+}
 
-  // ---- per listener
-  const sentTs = new Set(sent.map((s) => s.timestamp))
-  const listeners = watchers.map((watcher, i): ListenerResult => {
-    const got = noiseOf(watcher)
-    const ts = got.map((e) => e.timestamp as number)
-    const gotTs = new Set(ts)
-    const notGot = sent.filter((s) => !gotTs.has(s.timestamp))
-    const connected = watcher.events.filter((e) => e.event === 'connected')
-    const disconnected = watcher.events.filter((e) => e.event === 'disconnected')
-    return {
-      i,
-      watcher,
-      ts,
-      extra: ts.filter((t) => !sentTs.has(t)),
-      duplicates: ts.length - gotTs.size,
-      inOrder: ts.every((t, k) => k === 0 || t > ts[k - 1]!),
-      lost: notGot.filter(atRisk),
-      missing: notGot.filter((s) => !atRisk(s)),
-      latencies: got.map((e) => (e.receivedAt as number) - (e.timestamp as number)),
-      slowest: got
-        .map((e) => ({ ms: (e.receivedAt as number) - (e.timestamp as number), at: e.at }))
-        .sort((a, b) => b.ms - a.ms)
-        .slice(0, 3),
-      connected,
-      disconnected,
-      unexplained: disconnected.filter((d) => !kills.some((k) => d.at >= k.at && d.at <= k.restartedAt + 10_000)),
-      reconnectAfter: kills.map((k) => connected.find((c) => c.at >= k.restartedAt - 50)),
-      errors: watcher.events.filter((e) => e.event === 'error'),
-      finals: disconnected.filter((d) => d.final === true),
-    }
-  })
-
-  // ---- report
+function printReport(soak: SoakResult, atRisk: (s: Sent) => boolean, lag: number, settledIn: number): void {
+  const { sent, kills, stop, t0, runS, listeners } = soak
+  const end = ACTIVE_MS + SILENCE_MS + ACTIVE_MS
   const s = (ms: number): string => `${((ms - t0) / 1000).toFixed(1)} s`
   const all = listeners.flatMap((r) => r.latencies)
   const lines = [
@@ -466,7 +233,43 @@ async function runSoak(): Promise<SoakResult> {
   }
   lines.push(`events broadcast < ${AT_RISK_MS} ms before a kill: ${sent.filter(atRisk).length}; of those lost with the monitor, summed over listeners: ${listeners.reduce((n, r) => n + r.lost.length, 0)}`)
   console.log(lines.join('\n'))
-  return { sent, kills, stop, t0, runS, listeners }
+}
+
+/** Runs the whole scenario and gathers what every process printed; prints the report. */
+async function runSoak(): Promise<SoakResult> {
+  const rand = rng(SEED)
+  const port = await freeUdpPort()
+  const { monitorDir, monitorId, listenerDirs } = await prepareState(port)
+
+  // ---- processes
+  const sent: Sent[] = []
+  const kills: Kill[] = []
+  const startMonitor = monitorStarter(monitorDir, port, monitorId, sent)
+  const monitor = (await startMonitor()).agent
+  const watchers = listenerDirs.map((dir, i) => {
+    const a = new AgentProcess(['watch', '--dir', dir, '--json'], logging(`listener-${i}`))
+    agents.push(a)
+    return a
+  })
+  await Promise.all(watchers.map((w) => w.waitFor('connected', () => true, 60_000)))
+  // ---- the scenario: events at seeded random times over the two active phases, the silence between
+  const t0 = performance.now()
+  // Some proxy rebinds every whole second (t0 + 5 s + i s, then every 5 s each).
+  for (const [i, p] of proxies.entries()) p.startRebinding(t0, REBIND_EVERY_MS + (i * REBIND_EVERY_MS) / LISTENERS)
+  const actions = schedule(rand)
+  const { lag, stop } = await play(actions, t0, monitor, startMonitor, watchers, kills)
+  const lastEventAt = performance.now()
+
+  // ---- settle: every listener has every event that was not at risk
+  const atRisk = (s: Sent): boolean => kills.some((k) => s.timestamp > k.wall - AT_RISK_MS && s.timestamp <= k.wall)
+  const settledIn = await settle(watchers, sent.filter((s) => !atRisk(s)), lastEventAt)
+  const runS = (performance.now() - t0) / 1000
+
+  // ---- per listener, and the report
+  const listeners = watchers.map((watcher, i) => analyzeListener(watcher, i, sent, kills, atRisk))
+  const soak: SoakResult = { sent, kills, stop, t0, runS, listeners }
+  printReport(soak, atRisk, lag, settledIn)
+  return soak
 }
 
 beforeAll(async () => {

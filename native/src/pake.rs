@@ -1,11 +1,10 @@
-//! Bindings of the PIN pairing PAKE (CPace, SPEC.md §7.2) and of the Rust JCS
-//! canonicalizer. All cryptography lives in `cribcall_core::cpace`.
+//! Bindings of the PIN pairing PAKE (CPace, SPEC.md §7.2). All cryptography lives
+//! in `cribcall_core::cpace`.
 
 use crate::Code;
 use cribcall_core::cpace::{self, PakeError, PinInitiator, SystemRandom};
-use cribcall_core::{ct, identity, jcs};
+use cribcall_core::{ct, identity};
 use napi::bindgen_prelude::*;
-use napi::JsString;
 use napi_derive::napi;
 
 fn pake_err(e: PakeError) -> Error<Code> {
@@ -168,39 +167,4 @@ pub fn pin_pake_respond(
 #[napi]
 pub fn tags_equal(a: Buffer, b: Buffer) -> bool {
     ct::eq(&a, &b)
-}
-
-fn js_string_utf16(s: JsString<'_>, what: &str) -> Result<String, Code> {
-    s.into_utf16()
-        .and_then(|u| u.as_str())
-        .map_err(|_| invalid(format!("{what} is not well-formed UTF-16 (lone surrogate)")))
-}
-
-/// RFC 8785 canonical JSON bytes of a flat object whose own enumerable members
-/// are all strings (the Rust canonicalizer, for cross-checking the TypeScript
-/// one). Throws `ERR_INVALID_ARG` for a non-string member value or a string
-/// holding a lone surrogate.
-#[napi(ts_args_type = "obj: Record<string, string>")]
-pub fn canonical_string_object(obj: Object<'_>) -> Result<Buffer, Code> {
-    let names = obj
-        .get_property_names()
-        .map_err(|e| invalid(format!("cannot list the object's members: {}", e.reason)))?;
-    let count = names
-        .get_array_length()
-        .map_err(|e| invalid(e.reason.clone()))?;
-    let mut members: Vec<(String, String)> = Vec::with_capacity(count as usize);
-    for i in 0..count {
-        let key: JsString<'_> = names
-            .get_element(i)
-            .map_err(|e| invalid(e.reason.clone()))?;
-        let value: JsString<'_> = obj
-            .get_property(key)
-            .map_err(|_| invalid(format!("member #{i} is not a string")))?;
-        let key = js_string_utf16(key, "a member name")?;
-        let value = js_string_utf16(value, "a member value")?;
-        members.push((key, value));
-    }
-    jcs::canonical_string_object(&members)
-        .map(Buffer::from)
-        .map_err(|e| invalid(e.to_string()))
 }

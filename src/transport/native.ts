@@ -91,11 +91,6 @@ export function tagsEqual(a: Buffer, b: Buffer): boolean {
   return binding().tagsEqual(a, b)
 }
 
-/** The Rust JCS of a flat string object (used to prove TS and Rust agree byte for byte). */
-export function canonicalStringObject(obj: Record<string, string>): Buffer {
-  return mapped((addon) => addon.canonicalStringObject(obj))
-}
-
 export function fingerprintOf(cert: string | Buffer): string {
   return mapped((addon) => addon.fingerprintOf(cert))
 }

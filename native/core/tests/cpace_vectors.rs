@@ -106,41 +106,60 @@ const DRAFT_POINTS: [(&str, &str); 12] = [
     ),
 ];
 
-#[test]
-fn cpace_x25519_sha512_vectors() {
-    let v = load();
+/// The inputs of the `G_25519` group.
+struct Inputs {
+    prs: Vec<u8>,
+    ci: Vec<u8>,
+    sid: Vec<u8>,
+    ya: [u8; 32],
+    yb: [u8; 32],
+    ada: Vec<u8>,
+    adb: Vec<u8>,
+}
 
-    // ---- G_25519 --------------------------------------------------------
-    let g25519 = v.get("G_25519").expect("G_25519 group missing");
-    let obj = g25519.as_object().expect("G_25519 is not an object");
-    let prs = field(g25519, "PRS");
-    let ci = field(g25519, "CI");
-    let sid = field(g25519, "sid");
-    let ya = arr32(&field(g25519, "ya"));
-    let yb = arr32(&field(g25519, "yb"));
-    let ada = field(g25519, "ADa");
-    let adb = field(g25519, "ADb");
+/// Fields of `G_25519` that are inputs, not outputs to recompute.
+const INPUTS: [&str; 7] = ["PRS", "CI", "sid", "ya", "ADa", "yb", "ADb"];
 
-    // Recompute every output both through the free functions and the Cpace party.
-    let g = cpace::calculate_generator(&prs, &ci, &sid);
-    let ya_share = cpace::scalar_mult(&ya, &g);
-    let yb_share = cpace::scalar_mult(&yb, &g);
-    let k_a = cpace::scalar_mult_vfy(&ya, &yb_share).expect("K (A side) rejected");
-    let k_b = cpace::scalar_mult_vfy(&yb, &ya_share).expect("K (B side) rejected");
+fn inputs(g25519: &Value) -> Inputs {
+    Inputs {
+        prs: field(g25519, "PRS"),
+        ci: field(g25519, "CI"),
+        sid: field(g25519, "sid"),
+        ya: arr32(&field(g25519, "ya")),
+        yb: arr32(&field(g25519, "yb")),
+        ada: field(g25519, "ADa"),
+        adb: field(g25519, "ADb"),
+    }
+}
+
+/// Parties A and B of the run, started with the vector's scalars.
+fn parties(i: &Inputs) -> (Cpace, Cpace) {
+    let a = Cpace::start_with_scalar(&i.prs, &i.ci, &i.sid, &i.ada, Zeroizing::new(i.ya)).unwrap();
+    let b = Cpace::start_with_scalar(&i.prs, &i.ci, &i.sid, &i.adb, Zeroizing::new(i.yb)).unwrap();
+    (a, b)
+}
+
+/// Every output of `G_25519`, recomputed both through the free functions and the
+/// Cpace parties (which must agree), named as in the vector file.
+fn recompute(i: &Inputs, a: &Cpace, b: &Cpace) -> Vec<(&'static str, Vec<u8>)> {
+    let (sid, ada, adb) = (&i.sid, &i.ada, &i.adb);
+    let g = cpace::calculate_generator(&i.prs, &i.ci, sid);
+    let ya_share = cpace::scalar_mult(&i.ya, &g);
+    let yb_share = cpace::scalar_mult(&i.yb, &g);
+    let k_a = cpace::scalar_mult_vfy(&i.ya, &yb_share).expect("K (A side) rejected");
+    let k_b = cpace::scalar_mult_vfy(&i.yb, &ya_share).expect("K (B side) rejected");
     assert_eq!(*k_a, *k_b, "K differs between A and B");
-    let isk_ir = cpace::isk_ir(&sid, &k_a, &ya_share, &ada, &yb_share, &adb);
-    let isk_sy = cpace::isk_sy(&sid, &k_a, &ya_share, &ada, &yb_share, &adb);
+    let isk_ir = cpace::isk_ir(sid, &k_a, &ya_share, ada, &yb_share, adb);
+    let isk_sy = cpace::isk_sy(sid, &k_a, &ya_share, ada, &yb_share, adb);
 
-    let a = Cpace::start_with_scalar(&prs, &ci, &sid, &ada, Zeroizing::new(ya)).unwrap();
-    let b = Cpace::start_with_scalar(&prs, &ci, &sid, &adb, Zeroizing::new(yb)).unwrap();
     assert_eq!(a.share(), &ya_share);
     assert_eq!(b.share(), &yb_share);
-    assert_eq!(*a.isk_as_initiator(b.share(), &adb).unwrap(), *isk_ir);
-    assert_eq!(*b.isk_as_responder(a.share(), &ada).unwrap(), *isk_ir);
-    assert_eq!(*a.isk_symmetric(b.share(), &adb).unwrap(), *isk_sy);
-    assert_eq!(*b.isk_symmetric(a.share(), &ada).unwrap(), *isk_sy);
+    assert_eq!(*a.isk_as_initiator(b.share(), adb).unwrap(), *isk_ir);
+    assert_eq!(*b.isk_as_responder(a.share(), ada).unwrap(), *isk_ir);
+    assert_eq!(*a.isk_symmetric(b.share(), adb).unwrap(), *isk_sy);
+    assert_eq!(*b.isk_symmetric(a.share(), ada).unwrap(), *isk_sy);
 
-    let computed: Vec<(&str, Vec<u8>)> = vec![
+    vec![
         ("g", g.to_vec()),
         ("Ya", ya_share.to_vec()),
         ("Yb", yb_share.to_vec()),
@@ -149,14 +168,24 @@ fn cpace_x25519_sha512_vectors() {
         ("ISK_SY", isk_sy.to_vec()),
         (
             "sid_output_ir",
-            cpace::sid_output_ir(&ya_share, &ada, &yb_share, &adb).to_vec(),
+            cpace::sid_output_ir(&ya_share, ada, &yb_share, adb).to_vec(),
         ),
         (
             "sid_output_oc",
-            cpace::sid_output_oc(&ya_share, &ada, &yb_share, &adb).to_vec(),
+            cpace::sid_output_oc(&ya_share, ada, &yb_share, adb).to_vec(),
         ),
-    ];
-    const INPUTS: [&str; 7] = ["PRS", "CI", "sid", "ya", "ADa", "yb", "ADb"];
+    ]
+}
+
+/// Compares the recomputed outputs with `G_25519` (a field that is neither an
+/// input nor a known output fails the test); returns how many match and records
+/// the others in `mismatches`.
+fn compare_g25519(
+    g25519: &Value,
+    computed: &[(&str, Vec<u8>)],
+    mismatches: &mut Vec<String>,
+) -> usize {
+    let obj = g25519.as_object().expect("G_25519 is not an object");
     for key in obj.keys() {
         assert!(
             INPUTS.contains(&key.as_str()) || computed.iter().any(|(n, _)| n == key),
@@ -164,9 +193,7 @@ fn cpace_x25519_sha512_vectors() {
         );
     }
     let mut matched = 0;
-    let mut mismatches = Vec::new();
-    let total = computed.len();
-    for (name, got) in &computed {
+    for (name, got) in computed {
         let want = field(g25519, name);
         if &want == got {
             matched += 1;
@@ -178,8 +205,61 @@ fn cpace_x25519_sha512_vectors() {
             ));
         }
     }
+    matched
+}
 
-    // ---- X25519_points --------------------------------------------------
+/// Tallies of the `X25519_points` check.
+#[derive(Default)]
+struct PointTally {
+    must_abort: usize,
+    aborted: usize,
+    must_map: usize,
+    mapped: usize,
+}
+
+/// Checks one point `u` (labelled `label`) against the draft's `q`: all-zero q
+/// means `scalar_mult_vfy` must abort, also inside a protocol run as either
+/// party's peer share; otherwise it must give q.
+fn check_point(
+    label: &str,
+    u: &[u8; 32],
+    q: &str,
+    (a, b, i): (&Cpace, &Cpace, &Inputs),
+    tally: &mut PointTally,
+    mismatches: &mut Vec<String>,
+) {
+    let s = arr32(&unhex(S));
+    let result = cpace::scalar_mult_vfy(&s, u);
+    if q.chars().all(|c| c == '0') {
+        tally.must_abort += 1;
+        // Also aborts inside a protocol run, as either party's peer share.
+        if result == Err(PakeError::InvalidPoint)
+            && a.isk_as_initiator(u, &i.adb) == Err(PakeError::InvalidPoint)
+            && b.isk_as_responder(u, &i.ada) == Err(PakeError::InvalidPoint)
+            && a.isk_symmetric(u, &i.adb) == Err(PakeError::InvalidPoint)
+        {
+            tally.aborted += 1;
+        } else {
+            mismatches.push(format!("{label}: low-order point not rejected"));
+        }
+    } else {
+        tally.must_map += 1;
+        match result {
+            Ok(k) if k.to_vec() == unhex(q) => tally.mapped += 1,
+            other => mismatches.push(format!(
+                "{label}: expected q = {q}, got {:?}",
+                other.map(|k| cribcall_core::identity::to_hex(&k[..]))
+            )),
+        }
+    }
+}
+
+/// Runs every point of `X25519_points`, each of which must be in the draft's list.
+fn check_points(
+    v: &Value,
+    run: (&Cpace, &Cpace, &Inputs),
+    mismatches: &mut Vec<String>,
+) -> PointTally {
     let points = v
         .get("X25519_points")
         .and_then(Value::as_object)
@@ -189,9 +269,7 @@ fn cpace_x25519_sha512_vectors() {
         DRAFT_POINTS.len(),
         "X25519_points count changed"
     );
-    let s = arr32(&unhex(S));
-    let (mut must_abort, mut aborted) = (0, 0);
-    let (mut must_map, mut mapped) = (0, 0);
+    let mut tally = PointTally::default();
     for (label, hex) in points {
         let hex = hex
             .as_str()
@@ -202,38 +280,36 @@ fn cpace_x25519_sha512_vectors() {
             .find(|(u, _)| *u == hex)
             .unwrap_or_else(|| panic!("{label} ({hex}) is not in the draft's list"));
         let u = arr32(&unhex(&hex));
-        let result = cpace::scalar_mult_vfy(&s, &u);
-        if q.chars().all(|c| c == '0') {
-            must_abort += 1;
-            // Also aborts inside a protocol run, as either party's peer share.
-            if result == Err(PakeError::InvalidPoint)
-                && a.isk_as_initiator(&u, &adb) == Err(PakeError::InvalidPoint)
-                && b.isk_as_responder(&u, &ada) == Err(PakeError::InvalidPoint)
-                && a.isk_symmetric(&u, &adb) == Err(PakeError::InvalidPoint)
-            {
-                aborted += 1;
-            } else {
-                mismatches.push(format!("{label}: low-order point not rejected"));
-            }
-        } else {
-            must_map += 1;
-            match result {
-                Ok(k) if k.to_vec() == unhex(q) => mapped += 1,
-                other => mismatches.push(format!(
-                    "{label}: expected q = {q}, got {:?}",
-                    other.map(|k| cribcall_core::identity::to_hex(&k[..]))
-                )),
-            }
-        }
+        check_point(label, &u, q, run, &mut tally, mismatches);
     }
+    tally
+}
+
+#[test]
+fn cpace_x25519_sha512_vectors() {
+    let v = load();
+
+    // ---- G_25519 --------------------------------------------------------
+    let g25519 = v.get("G_25519").expect("G_25519 group missing");
+    let i = inputs(g25519);
+    let (a, b) = parties(&i);
+    let computed = recompute(&i, &a, &b);
+    let total = computed.len();
+    let mut mismatches = Vec::new();
+    let matched = compare_g25519(g25519, &computed, &mut mismatches);
+
+    // ---- X25519_points --------------------------------------------------
+    let t = check_points(&v, (&a, &b, &i), &mut mismatches);
 
     println!(
         "CPace G_25519: {matched}/{total} vector fields match; invalid points rejected: \
-         {aborted}/{must_abort}"
+         {}/{}",
+        t.aborted, t.must_abort
     );
     println!(
         "CPace X25519_points with bit 255 set (valid once it is cleared, per the draft): \
-         {mapped}/{must_map} give the draft's q values"
+         {}/{} give the draft's q values",
+        t.mapped, t.must_map
     );
     assert!(
         mismatches.is_empty(),
@@ -241,5 +317,5 @@ fn cpace_x25519_sha512_vectors() {
         mismatches.join("\n")
     );
     assert_eq!(matched, total);
-    assert_eq!((must_abort, must_map), (7, 5));
+    assert_eq!((t.must_abort, t.must_map), (7, 5));
 }

@@ -29,6 +29,91 @@ struct Relay {
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
+/// What both directions of the relay share.
+#[derive(Clone)]
+struct Shared {
+    front: Arc<UdpSocket>,
+    upstream: Arc<Mutex<UdpSocket>>,
+    stop: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+    /// The listener's address, once it sent something.
+    client: Arc<Mutex<Option<SocketAddr>>>,
+}
+
+/// Per cent of datagrams lost, held back (reordered) and duplicated.
+#[derive(Clone, Copy)]
+struct Faults {
+    loss: u64,
+    reorder: u64,
+    dup: u64,
+}
+
+/// listener -> monitor
+fn listener_to_monitor(
+    sh: Shared,
+    server: SocketAddr,
+    f: Faults,
+    seed: u64,
+) -> std::thread::JoinHandle<()> {
+    let Faults { loss, reorder, dup } = f;
+    std::thread::spawn(move || {
+        let mut rng = Rng(seed | 1);
+        let mut held: Option<Vec<u8>> = None;
+        let mut buf = [0u8; 65535];
+        while !sh.stop.load(Ordering::Relaxed) {
+            let Ok((n, from)) = sh.front.recv_from(&mut buf) else {
+                continue;
+            };
+            *sh.client.lock().unwrap() = Some(from);
+            let pkt = buf[..n].to_vec();
+            forward(
+                &sh.upstream,
+                server,
+                pkt,
+                &mut held,
+                &mut rng,
+                &sh.counters,
+                loss,
+                reorder,
+                dup,
+            );
+        }
+    })
+}
+
+/// monitor -> listener
+fn monitor_to_listener(sh: Shared, f: Faults, seed: u64) -> std::thread::JoinHandle<()> {
+    let Faults { loss, reorder, dup } = f;
+    std::thread::spawn(move || {
+        let mut rng = Rng(seed.rotate_left(17) | 1);
+        let mut held: Option<Vec<u8>> = None;
+        let mut buf = [0u8; 65535];
+        while !sh.stop.load(Ordering::Relaxed) {
+            // Read from whatever the upstream socket currently is.
+            let sock = sh.upstream.lock().unwrap().try_clone().unwrap();
+            let Ok((n, _)) = sock.recv_from(&mut buf) else {
+                continue;
+            };
+            let Some(to) = *sh.client.lock().unwrap() else {
+                continue;
+            };
+            let pkt = buf[..n].to_vec();
+            let front_sock = Arc::new(Mutex::new(sh.front.try_clone().unwrap()));
+            forward(
+                &front_sock,
+                to,
+                pkt,
+                &mut held,
+                &mut rng,
+                &sh.counters,
+                loss,
+                reorder,
+                dup,
+            );
+        }
+    })
+}
+
 impl Relay {
     fn start(server: SocketAddr, loss: u64, reorder: u64, dup: u64, seed: u64) -> Relay {
         let front = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -38,80 +123,21 @@ impl Relay {
         let up = UdpSocket::bind("127.0.0.1:0").unwrap();
         up.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
         let front_addr = front.local_addr().unwrap();
-        let front = Arc::new(front);
-        let upstream = Arc::new(Mutex::new(up));
-        let stop = Arc::new(AtomicBool::new(false));
-        let counters = Arc::new(Counters::default());
-        let client: Arc<Mutex<Option<SocketAddr>>> = Arc::default();
-
-        // listener -> monitor
-        let t1 = {
-            let (front, upstream, stop, counters, client) = (
-                front.clone(),
-                upstream.clone(),
-                stop.clone(),
-                counters.clone(),
-                client.clone(),
-            );
-            std::thread::spawn(move || {
-                let mut rng = Rng(seed | 1);
-                let mut held: Option<Vec<u8>> = None;
-                let mut buf = [0u8; 65535];
-                while !stop.load(Ordering::Relaxed) {
-                    let Ok((n, from)) = front.recv_from(&mut buf) else {
-                        continue;
-                    };
-                    *client.lock().unwrap() = Some(from);
-                    let pkt = buf[..n].to_vec();
-                    forward(
-                        &upstream, server, pkt, &mut held, &mut rng, &counters, loss, reorder, dup,
-                    );
-                }
-            })
+        let sh = Shared {
+            front: Arc::new(front),
+            upstream: Arc::new(Mutex::new(up)),
+            stop: Arc::new(AtomicBool::new(false)),
+            counters: Arc::new(Counters::default()),
+            client: Arc::default(),
         };
-        // monitor -> listener
-        let t2 = {
-            let (front, upstream, stop, counters, client) = (
-                front.clone(),
-                upstream.clone(),
-                stop.clone(),
-                counters.clone(),
-                client.clone(),
-            );
-            std::thread::spawn(move || {
-                let mut rng = Rng(seed.rotate_left(17) | 1);
-                let mut held: Option<Vec<u8>> = None;
-                let mut buf = [0u8; 65535];
-                while !stop.load(Ordering::Relaxed) {
-                    // Read from whatever the upstream socket currently is.
-                    let sock = upstream.lock().unwrap().try_clone().unwrap();
-                    let Ok((n, _)) = sock.recv_from(&mut buf) else {
-                        continue;
-                    };
-                    let Some(to) = *client.lock().unwrap() else {
-                        continue;
-                    };
-                    let pkt = buf[..n].to_vec();
-                    let front_sock = Arc::new(Mutex::new(front.try_clone().unwrap()));
-                    forward(
-                        &front_sock,
-                        to,
-                        pkt,
-                        &mut held,
-                        &mut rng,
-                        &counters,
-                        loss,
-                        reorder,
-                        dup,
-                    );
-                }
-            })
-        };
+        let f = Faults { loss, reorder, dup };
+        let t1 = listener_to_monitor(sh.clone(), server, f, seed);
+        let t2 = monitor_to_listener(sh.clone(), f, seed);
         Relay {
             front: front_addr,
-            upstream,
-            stop,
-            counters,
+            upstream: sh.upstream,
+            stop: sh.stop,
+            counters: sh.counters,
             threads: vec![t1, t2],
         }
     }

@@ -6,7 +6,7 @@
 //!
 //! The server is quinn-proto (sans-IO) over a std UDP socket, driven here.
 
-use cribcall_core::identity::{generate_identity, KeyType};
+use cribcall_core::identity::{generate_identity, Identity, KeyType};
 use cribcall_core::tls::{LocalCredentials, ALPN};
 use cribcall_driver::{batch_cost, EndpointConfig, EndpointHandle, Event};
 use quinn_proto::crypto::rustls::QuicServerConfig;
@@ -65,38 +65,116 @@ impl ClientCertVerifier for RefuseAll {
     }
 }
 
-#[test]
-fn a_server_that_sends_1rtt_then_refuses_our_certificate_is_a_handshake_failure() {
-    let server_id = generate_identity(KeyType::P256, None).unwrap();
-    let judged = Arc::new(AtomicUsize::new(0));
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .with_client_cert_verifier(Arc::new(RefuseAll {
-            judged: judged.clone(),
-        }))
-        .with_single_cert(
-            vec![CertificateDer::from(server_id.cert_der.clone())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_id.key_pkcs8_der.clone())),
-        )
-        .unwrap();
-    tls.alpn_protocols = vec![ALPN.to_vec()];
-    let server_config =
-        ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(tls).unwrap()));
-    let mut endpoint = Endpoint::new(
-        Arc::new(quinn_proto::EndpointConfig::default()),
-        Some(Arc::new(server_config)),
-        true,
-        None,
-    );
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_millis(5)))
-        .unwrap();
-    let server_addr = socket.local_addr().unwrap();
+/// A quinn server on a std UDP socket that refuses every client certificate
+/// (counting in `judged` those it judged), driven by hand one turn at a time.
+struct QuinnServer {
+    endpoint: Endpoint,
+    socket: UdpSocket,
+    conn: Option<(quinn_proto::ConnectionHandle, quinn_proto::Connection)>,
+    buf: Vec<u8>,
+    out: Vec<u8>,
+    /// Datagrams sent that carried a 1-RTT packet.
+    short_packets_sent: usize,
+}
 
-    // Our client.
+impl QuinnServer {
+    fn new(server_id: &Identity, judged: &Arc<AtomicUsize>) -> QuinnServer {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_client_cert_verifier(Arc::new(RefuseAll {
+                judged: judged.clone(),
+            }))
+            .with_single_cert(
+                vec![CertificateDer::from(server_id.cert_der.clone())],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_id.key_pkcs8_der.clone())),
+            )
+            .unwrap();
+        tls.alpn_protocols = vec![ALPN.to_vec()];
+        let server_config =
+            ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(tls).unwrap()));
+        let endpoint = Endpoint::new(
+            Arc::new(quinn_proto::EndpointConfig::default()),
+            Some(Arc::new(server_config)),
+            true,
+            None,
+        );
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(5)))
+            .unwrap();
+        QuinnServer {
+            endpoint,
+            socket,
+            conn: None,
+            buf: vec![0u8; 65535],
+            out: Vec::new(),
+            short_packets_sent: 0,
+        }
+    }
+
+    /// One turn: at most one datagram received and handled, then the
+    /// connection's timers, events and transmissions.
+    fn turn(&mut self) {
+        let now = Instant::now();
+        self.receive(now);
+        let Some((ch, c)) = self.conn.as_mut() else {
+            return;
+        };
+        if c.poll_timeout().is_some_and(|t| t <= now) {
+            c.handle_timeout(now);
+        }
+        while let Some(ev) = c.poll_endpoint_events() {
+            if let Some(back) = self.endpoint.handle_event(*ch, ev) {
+                c.handle_event(back);
+            }
+        }
+        while c.poll().is_some() {}
+        loop {
+            self.out.clear();
+            let Some(t) = c.poll_transmit(now, 1, &mut self.out) else {
+                break;
+            };
+            if has_short_header_packet(&self.out[..t.size]) {
+                self.short_packets_sent += 1;
+            }
+            let _ = self.socket.send_to(&self.out[..t.size], t.destination);
+        }
+    }
+
+    /// Receives and handles at most one datagram (waiting up to 5 ms).
+    fn receive(&mut self, now: Instant) {
+        let Ok((n, from)) = self.socket.recv_from(&mut self.buf) else {
+            return;
+        };
+        let data = bytes::BytesMut::from(&self.buf[..n]);
+        match self
+            .endpoint
+            .handle(now, from, None, None, data, &mut self.out)
+        {
+            Some(DatagramEvent::NewConnection(incoming)) => {
+                self.out.clear();
+                match self.endpoint.accept(incoming, now, &mut self.out, None) {
+                    Ok(c) => self.conn = Some(c),
+                    Err(e) => panic!("accept: {:?}", e.cause),
+                }
+            }
+            Some(DatagramEvent::ConnectionEvent(_, ev)) => {
+                if let Some((_, c)) = self.conn.as_mut() {
+                    c.handle_event(ev);
+                }
+            }
+            Some(DatagramEvent::Response(t)) => {
+                let _ = self.socket.send_to(&self.out[..t.size], t.destination);
+            }
+            None => {}
+        }
+    }
+}
+
+/// Our client endpoint; its events arrive on the receiver.
+fn our_client() -> (EndpointHandle, mpsc::Receiver<Event>) {
     let client_id = generate_identity(KeyType::P256, None).unwrap();
     let creds = LocalCredentials::from_pem(&client_id.cert_pem, &client_id.key_pem).unwrap();
     let (tx, rx) = mpsc::channel();
@@ -109,13 +187,21 @@ fn a_server_that_sends_1rtt_then_refuses_our_certificate_is_a_handshake_failure(
         },
     )
     .unwrap();
+    (client, rx)
+}
+
+#[test]
+fn a_server_that_sends_1rtt_then_refuses_our_certificate_is_a_handshake_failure() {
+    let server_id = generate_identity(KeyType::P256, None).unwrap();
+    let judged = Arc::new(AtomicUsize::new(0));
+    let mut server = QuinnServer::new(&server_id, &judged);
+    let server_addr = server.socket.local_addr().unwrap();
+
+    // Our client.
+    let (client, rx) = our_client();
     let conn_id = client.connect(server_addr, &server_id.fingerprint).unwrap();
 
     // Drive the quinn server until our client reports an outcome.
-    let mut conn: Option<(quinn_proto::ConnectionHandle, quinn_proto::Connection)> = None;
-    let mut buf = vec![0u8; 65535];
-    let mut out = Vec::new();
-    let mut short_packets_sent = 0usize;
     let deadline = Instant::now() + Duration::from_secs(10);
     let outcome = loop {
         assert!(Instant::now() < deadline, "no outcome at the client");
@@ -128,49 +214,7 @@ fn a_server_that_sends_1rtt_then_refuses_our_certificate_is_a_handshake_failure(
                 _ => continue,
             }
         }
-        let now = Instant::now();
-        if let Ok((n, from)) = socket.recv_from(&mut buf) {
-            let data = bytes::BytesMut::from(&buf[..n]);
-            match endpoint.handle(now, from, None, None, data, &mut out) {
-                Some(DatagramEvent::NewConnection(incoming)) => {
-                    out.clear();
-                    match endpoint.accept(incoming, now, &mut out, None) {
-                        Ok(c) => conn = Some(c),
-                        Err(e) => panic!("accept: {:?}", e.cause),
-                    }
-                }
-                Some(DatagramEvent::ConnectionEvent(_, ev)) => {
-                    if let Some((_, c)) = conn.as_mut() {
-                        c.handle_event(ev);
-                    }
-                }
-                Some(DatagramEvent::Response(t)) => {
-                    let _ = socket.send_to(&out[..t.size], t.destination);
-                }
-                None => {}
-            }
-        }
-        if let Some((ch, c)) = conn.as_mut() {
-            if c.poll_timeout().is_some_and(|t| t <= now) {
-                c.handle_timeout(now);
-            }
-            while let Some(ev) = c.poll_endpoint_events() {
-                if let Some(back) = endpoint.handle_event(*ch, ev) {
-                    c.handle_event(back);
-                }
-            }
-            while c.poll().is_some() {}
-            loop {
-                out.clear();
-                let Some(t) = c.poll_transmit(now, 1, &mut out) else {
-                    break;
-                };
-                if has_short_header_packet(&out[..t.size]) {
-                    short_packets_sent += 1;
-                }
-                let _ = socket.send_to(&out[..t.size], t.destination);
-            }
-        }
+        server.turn();
     };
     let failure = outcome.expect("the client must not report a refused connection as connected");
     assert_eq!(failure.code, "ERR_PEER_REJECTED", "{failure:?}");
@@ -180,7 +224,7 @@ fn a_server_that_sends_1rtt_then_refuses_our_certificate_is_a_handshake_failure(
         "the server judged our certificate"
     );
     assert!(
-        short_packets_sent >= 1,
+        server.short_packets_sent >= 1,
         "the server sent 1-RTT before refusing (else this test proves nothing)"
     );
     assert_eq!(client.stats().connections, 0);
