@@ -15,6 +15,8 @@
 //   --only a,b         only these workloads: connect, rtt, fanout, bulk, idle, memory, import, scale
 //   --update-readme    put the report between <!-- bench:start --> and <!-- bench:end --> in README.md
 //   --with-matrixai    also run @matrixai/quic (installed on demand, not a dependency)
+//   --impls a,b        only these implementations (tls, quic, udp, matrixai), e.g. to profile
+//                      one side with `perf record -a` (ratios then show as not judged)
 //
 // Exit code 0 when every run of every workload completed (a shortfall such as fewer
 // connections than asked is reported, not fatal), 1 when any run failed, 2 for bad usage.
@@ -36,7 +38,7 @@ const IMPL_LABEL = { tls: 'node:tls', quic: 'cribcall-quic', udp: 'raw UDP', mat
 
 function usage(message) {
   if (message) console.error(`bench/run.mjs: ${message}`)
-  console.error('usage: node bench/run.mjs [--runs N] [--smoke] [--out DIR] [--only a,b] [--update-readme] [--with-matrixai]')
+  console.error('usage: node bench/run.mjs [--runs N] [--smoke] [--out DIR] [--only a,b] [--update-readme] [--with-matrixai] [--impls a,b]')
   process.exit(2)
 }
 
@@ -50,6 +52,7 @@ try {
       only: { type: 'string' },
       'update-readme': { type: 'boolean', default: false },
       'with-matrixai': { type: 'boolean', default: false },
+      impls: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   }).values
@@ -64,6 +67,8 @@ if (!Number.isInteger(runs) || runs < 1) usage(`--runs must be a positive intege
 const names = WORKLOADS.map((w) => w.name)
 const only = args.only === undefined ? names : args.only.split(',').map((s) => s.trim()).filter(Boolean)
 for (const n of only) if (!names.includes(n)) usage(`unknown workload ${JSON.stringify(n)} (known: ${names.join(', ')})`)
+const implsOnly = args.impls?.split(',').map((s) => s.trim()).filter(Boolean)
+for (const i of implsOnly ?? []) if (!(i in IMPL_LABEL)) usage(`unknown implementation ${JSON.stringify(i)} (known: ${Object.keys(IMPL_LABEL).join(', ')})`)
 const outDir =
   args.out !== undefined
     ? path.resolve(args.out)
@@ -157,7 +162,7 @@ const started = Date.now()
 console.log(`cribcall-quic benchmark suite: ${smoke ? 'smoke sizes, ' : ''}${runs} run(s), workloads ${only.join(', ')}; output in ${outDir}`)
 
 for (const wl of WORKLOADS.filter((w) => only.includes(w.name))) {
-  const impls = wl.impls.filter((i) => i !== 'matrixai' || withMatrixai)
+  const impls = wl.impls.filter((i) => (i !== 'matrixai' || withMatrixai) && (implsOnly === undefined || implsOnly.includes(i)))
   const entry = { title: wl.title, sizes: sizes[wl.name], impls: {} }
   for (const impl of impls) entry.impls[impl] = { runs: [], summary: {}, errors: [], notes: [] }
   results.workloads[wl.name] = entry

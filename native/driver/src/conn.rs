@@ -67,6 +67,9 @@ pub struct Conn {
     pub last_send: Instant,
     /// When a packet from the peer was last processed.
     pub last_recv: Instant,
+    /// quiche's count of packets received from the peer when `last_recv` was
+    /// last set.
+    pub recv_seen: usize,
     pub remote: SocketAddr,
     /// Set once the conn is finished and its close was reported.
     pub done: bool,
@@ -114,6 +117,7 @@ impl Conn {
             shared: init.shared,
             last_send: init.now,
             last_recv: init.now,
+            recv_seen: 0,
             remote: init.remote,
             done: false,
             pending_close: None,

@@ -94,11 +94,14 @@ impl Io {
             return;
         };
         let info = quiche::RecvInfo { from, to: local };
-        let before = conn.q.stats().recv;
         // quiche closes the connection itself on fatal errors; a single
         // undecryptable or duplicate packet is simply dropped.
         let _ = conn.q.recv(&mut self.recv_buf[..len], info);
-        if conn.q.stats().recv > before {
+        // Heard from the peer only if quiche authenticated a packet of it
+        // (its count of packets received grew; one stats() call per datagram).
+        let received = conn.q.stats().recv;
+        if received > conn.recv_seen {
+            conn.recv_seen = received;
             conn.last_recv = Instant::now();
         }
         conn.note_reset_after_recv();
