@@ -43,8 +43,11 @@ export declare class NativeEndpoint {
   flush(): void
   /** Bytes accepted by `send` for this connection and not yet handed to QUIC. */
   queued(connId: number): number
-  /** Queues one frame, serialized once, on every given connection; returns how many took it. */
-  broadcast(connIds: Array<number>, payload: Uint8Array): number
+  /**
+   * Queues one frame, serialized once, on every given connection; returns how many took it.
+   * The connection IDs come as a typed array: read in place, not element by element.
+   */
+  broadcast(connIds: Uint32Array, payload: Uint8Array): number
   /** Closes a connection with an application error code and reason. */
   closeConnection(connId: number, code: number, reason: string): void
   /** Counters. */

@@ -209,6 +209,12 @@ async function settle(watchers: readonly AgentProcess[], mustHave: readonly Sent
   return settledIn
 }
 
+/** When a sent event left, for the report: before which kill, or after the first event. */
+function whenSent(x: Sent, sent: readonly Sent[], kills: readonly Kill[]): string {
+  const k = kills.findIndex((kill) => kill.wall >= x.timestamp)
+  return k >= 0 ? `${kills[k]!.wall - x.timestamp} ms before kill ${k + 1}` : `${x.timestamp - sent[0]!.timestamp} ms after the first event`
+}
+
 function printReport(soak: SoakResult, atRisk: (s: Sent) => boolean, lag: number, settledIn: number): void {
   const { sent, kills, stop, t0, runS, listeners } = soak
   const end = ACTIVE_MS + SILENCE_MS + ACTIVE_MS
@@ -224,7 +230,7 @@ function printReport(soak: SoakResult, atRisk: (s: Sent) => boolean, lag: number
     const c = proxies[r.i]!.counters
     lines.push(
       `  listener ${r.i}${r.i === STOPPED ? ' (stopped 5 s)' : ''}: ${r.ts.length}/${sent.length} delivered, ${r.duplicates} duplicates, ${r.extra.length} unknown, in order: ${r.inOrder}, ` +
-        `missing ${r.missing.length}, lost at a kill ${r.lost.length}${r.lost.length ? ` [${r.lost.map((x) => `${kills[x.monitor]!.wall - x.timestamp} ms before kill ${x.monitor + 1}`).join(', ')}]` : ''}; ` +
+        `missing ${r.missing.length}${r.missing.length ? ` [${r.missing.map((x) => whenSent(x, sent, kills)).join(', ')}]` : ''}, lost at a kill ${r.lost.length}${r.lost.length ? ` [${r.lost.map((x) => `${kills[x.monitor]!.wall - x.timestamp} ms before kill ${x.monitor + 1}`).join(', ')}]` : ''}; ` +
         `latency p50 ${quantile(r.latencies, 0.5)} ms, p99 ${quantile(r.latencies, 0.99)} ms (slowest ${r.slowest.map((x) => `${x.ms} ms at ${s(x.at)}`).join(', ')}); connected ×${r.connected.length}; ` +
         `disconnected ×${r.disconnected.length}${r.disconnected.length ? ` [${r.disconnected.map((d) => `${s(d.at)} code ${String(d.code)} ${String(d.reason).slice(0, 40)}`).join('; ')}]` : ''}; errors ×${r.errors.length}`,
       `    proxy: forwarded ${c.forwarded} (→monitor ${c.toMonitor}, →listener ${c.toListener}), dropped ${c.dropped}, reordered ${c.reordered}, duplicated ${c.duplicated}, ` +

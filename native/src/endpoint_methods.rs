@@ -136,8 +136,9 @@ impl NativeEndpoint {
     }
 
     /// Queues one frame, serialized once, on every given connection; returns how many took it.
+    /// The connection IDs come as a typed array: read in place, not element by element.
     #[napi]
-    pub fn broadcast(&self, conn_ids: Vec<u32>, payload: &[u8]) -> Result<u32, Code> {
+    pub fn broadcast(&self, conn_ids: Uint32Array, payload: &[u8]) -> Result<u32, Code> {
         self.handle
             .broadcast(&conn_ids, payload)
             .map(|n| n as u32)

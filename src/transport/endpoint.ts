@@ -220,7 +220,8 @@ export class Endpoint extends TypedEmitter<EndpointEvents> {
     }
     if (this.#closing) throw new EndpointClosedError()
     const buf = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
-    return this.#native.broadcast(ids, buf)
+    // A typed array crosses in one piece (the addon reads it in place).
+    return this.#native.broadcast(Uint32Array.from(ids), buf)
   }
 
   stats(): EndpointStats {

@@ -162,7 +162,7 @@ export class NativeEndpointHandle {
     return mapped(() => this.#ep.queued(connId))
   }
 
-  broadcast(connIds: number[], payload: Buffer): number {
+  broadcast(connIds: Uint32Array, payload: Buffer): number {
     return mapped(() => this.#ep.broadcast(connIds, payload))
   }
 

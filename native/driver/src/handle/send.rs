@@ -3,7 +3,7 @@
 //! when the IO thread is idle, or through the command queue.
 
 use super::EndpointHandle;
-use crate::shared::{lock, Command};
+use crate::shared::{lock, Command, ConnShared};
 use crate::DriverError;
 use cribcall_core::framing;
 use cribcall_core::limits;
@@ -24,6 +24,11 @@ impl EndpointHandle {
             .get(&conn_id)
             .cloned()
             .ok_or(DriverError::NotConnected(conn_id))?;
+        self.reserve_on(&conn, len)
+    }
+
+    /// Reserves `len` bytes in one connection's send buffer.
+    fn reserve_on(&self, conn: &ConnShared, len: usize) -> Result<(), DriverError> {
         // Only the owner's thread adds to `queued` (the IO thread subtracts),
         // so the check and the add cannot race with another add.
         let queued = conn.queued.load(Ordering::Acquire);
@@ -170,11 +175,20 @@ impl EndpointHandle {
         let header = framing::frame_header(payload.len(), self.max_frame_payload)
             .map_err(DriverError::Frame)?;
         let frame: Arc<[u8]> = framing::encode_frame_with_header(&header, payload).into();
-        let accepted: Vec<u32> = conn_ids
-            .iter()
-            .copied()
-            .filter(|id| self.reserve(*id, frame.len()).is_ok())
-            .collect();
+        // One registry lookup under one lock for all connections (a monitor
+        // broadcasts every NOISE_EVENT to all its listeners).
+        let accepted: Vec<u32> = {
+            let registry = lock(&self.shared.registry);
+            conn_ids
+                .iter()
+                .copied()
+                .filter(|id| {
+                    registry
+                        .get(id)
+                        .is_some_and(|conn| self.reserve_on(conn, frame.len()).is_ok())
+                })
+                .collect()
+        };
         let n = accepted.len();
         if n > 0 {
             self.command(Command::Broadcast {

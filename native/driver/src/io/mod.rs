@@ -54,6 +54,8 @@ pub struct Io {
     recv_buf: Vec<u8>,
     send_buf: Vec<u8>,
     read_buf: Vec<u8>,
+    /// Short frames gathered into one stream write (`stream::gather`).
+    scratch: Vec<u8>,
     /// Datagrams (or GSO batches: bytes, address, segment size) the socket
     /// refused with WouldBlock; sent first, in order, once it is writable.
     blocked: VecDeque<(Vec<u8>, SocketAddr, usize)>,

@@ -153,6 +153,7 @@ impl Io {
                 // Room for one GSO batch; without GSO one packet at a time.
                 send_buf: vec![0; udp::MAX_BATCH_BYTES.max(limits::MAX_SEND_UDP_PAYLOAD)],
                 read_buf: vec![0; 64 * 1024],
+                scratch: Vec::new(),
                 blocked: VecDeque::new(),
                 offload,
                 gro_buf: if offload.gro {

@@ -5,12 +5,58 @@ use super::Io;
 use crate::conn::{Chunk, OutChunk, CONTROL_STREAM};
 use crate::{Command, Event};
 use cribcall_core::codes;
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// How long a close waits for the frames queued before it.
 const CLOSE_FLUSH_DEADLINE: Duration = Duration::from_secs(2);
+
+/// A queued frame (the rest of it) shorter than this is written to quiche
+/// together with the short frames queued after it.
+const GATHER_BELOW: usize = 4096;
+/// The most bytes gathered into one write.
+const GATHER_MAX: usize = 64 * 1024;
+
+/// Copies the unsent bytes of the short frames at the front of `outq` into
+/// `scratch`, up to [`GATHER_MAX`]; false (and `scratch` untouched) when the
+/// front frame is long or alone, which is written from where it is.
+fn gather(scratch: &mut Vec<u8>, outq: &VecDeque<OutChunk>) -> bool {
+    let rest = |oc: &OutChunk| oc.chunk.bytes().len() - oc.offset;
+    if outq.len() < 2 || outq.front().is_none_or(|f| rest(f) >= GATHER_BELOW) {
+        return false;
+    }
+    scratch.clear();
+    for oc in outq {
+        let bytes = &oc.chunk.bytes()[oc.offset..];
+        if bytes.len() >= GATHER_BELOW || scratch.len() + bytes.len() > GATHER_MAX {
+            break;
+        }
+        scratch.extend_from_slice(bytes);
+    }
+    true
+}
+
+/// Marks `n` bytes from the front of `outq` as handed to quiche; returns how
+/// many frames that completed (they leave the queue).
+fn advance(outq: &mut VecDeque<OutChunk>, mut n: usize) -> u64 {
+    let mut frames = 0;
+    while n > 0 {
+        let Some(front) = outq.front_mut() else {
+            break;
+        };
+        let rest = front.chunk.bytes().len() - front.offset;
+        if n < rest {
+            front.offset += n;
+            break;
+        }
+        n -= rest;
+        outq.pop_front();
+        frames += 1;
+    }
+    frames
+}
 
 /// Bytes read from one connection per loop turn, so a fast peer cannot
 /// starve the others and a congested owner is noticed within one turn.
@@ -173,6 +219,10 @@ impl Io {
     }
 
     /// Moves queued frames into quiche's stream buffer as capacity allows.
+    /// Small frames queued together (a broadcast burst, messages sent in one
+    /// tick) go in one `stream_send` (see [`gather`]): quiche allocates a
+    /// buffer per call, and a monitor fanning NOISE_EVENTs out to many
+    /// listeners otherwise spends much of its IO thread in malloc and free.
     pub(super) fn write_stream(&mut self, id: u32) {
         let Some(c) = self.conns.get_mut(&id) else {
             return;
@@ -180,28 +230,19 @@ impl Io {
         if !c.reported || !c.stream_open || c.local_close.is_some() || c.q.is_closed() {
             return;
         }
-        while let Some(front) = c.outq.front_mut() {
-            let bytes = &front.chunk.bytes()[front.offset..];
-            match c.q.stream_send(CONTROL_STREAM, bytes, false) {
+        let (mut bytes, mut frames) = (0usize, 0u64);
+        while let Some(front) = c.outq.front() {
+            let offered = if gather(&mut self.scratch, &c.outq) {
+                self.scratch.as_slice()
+            } else {
+                &front.chunk.bytes()[front.offset..]
+            };
+            let len = offered.len();
+            match c.q.stream_send(CONTROL_STREAM, offered, false) {
                 Ok(n) => {
-                    self.shared
-                        .stats
-                        .stream_bytes_sent
-                        .fetch_add(n as u64, Ordering::Relaxed);
-                    front.offset += n;
-                    let _ =
-                        c.shared
-                            .queued
-                            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
-                                Some(q.saturating_sub(n))
-                            });
-                    if front.offset == front.chunk.bytes().len() {
-                        c.outq.pop_front();
-                        self.shared
-                            .stats
-                            .frames_sent
-                            .fetch_add(1, Ordering::Relaxed);
-                    } else {
+                    bytes += n;
+                    frames += advance(&mut c.outq, n);
+                    if n < len {
                         break; // stream buffer full
                     }
                 }
@@ -216,11 +257,76 @@ impl Io {
                 }
             }
         }
+        if bytes > 0 {
+            let stats = &self.shared.stats;
+            stats
+                .stream_bytes_sent
+                .fetch_add(bytes as u64, Ordering::Relaxed);
+            stats.frames_sent.fetch_add(frames, Ordering::Relaxed);
+            let _ = c
+                .shared
+                .queued
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                    Some(q.saturating_sub(bytes))
+                });
+        }
         if c.outq.is_empty()
             && c.shared.queued.load(Ordering::Acquire) == 0
             && c.shared.need_drain.swap(false, Ordering::AcqRel)
         {
             self.events.push(Event::Drain { conn_id: id });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue(frames: &[(usize, usize)]) -> VecDeque<OutChunk> {
+        // (length, bytes already sent); frame i is filled with byte i.
+        frames
+            .iter()
+            .enumerate()
+            .map(|(i, &(len, offset))| OutChunk {
+                chunk: Chunk::Owned(vec![i as u8; len]),
+                offset,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn gather_takes_the_unsent_bytes_of_the_short_frames_in_front() {
+        // (queue, gathered?, gathered length)
+        let cases: &[(&[(usize, usize)], bool, usize)] = &[
+            (&[(100, 0)], false, 0),                      // alone: written in place
+            (&[(5000, 0), (10, 0)], false, 0),            // long front frame
+            (&[(100, 0), (200, 0), (300, 0)], true, 600), // all short
+            (&[(100, 40), (200, 0)], true, 260),          // partly sent front
+            (&[(100, 0), (5000, 0), (10, 0)], true, 100), // stops at a long frame
+            (&[(4000, 0); 20], true, 16 * 4000),          // at most GATHER_MAX
+        ];
+        let mut scratch = Vec::new();
+        for &(frames, gathered, len) in cases {
+            let q = queue(frames);
+            assert_eq!(gather(&mut scratch, &q), gathered, "{frames:?}");
+            if gathered {
+                assert_eq!(scratch.len(), len, "{frames:?}");
+                let first = frames[0];
+                assert!(scratch[..first.0 - first.1].iter().all(|&b| b == 0));
+            }
+        }
+    }
+
+    #[test]
+    fn advance_pops_what_quiche_took_and_keeps_the_offset_of_a_partial_frame() {
+        let mut q = queue(&[(100, 40), (200, 0), (300, 0)]);
+        assert_eq!(advance(&mut q, 60), 1);
+        assert_eq!((q.len(), q[0].offset), (2, 0));
+        assert_eq!(advance(&mut q, 250), 1);
+        assert_eq!((q.len(), q[0].offset), (1, 50));
+        assert_eq!(advance(&mut q, 250), 1);
+        assert!(q.is_empty());
+        assert_eq!(advance(&mut q, 10), 0);
     }
 }
