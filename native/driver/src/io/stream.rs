@@ -283,7 +283,10 @@ impl Io {
 mod tests {
     use super::*;
 
-    fn queue(frames: &[(usize, usize)]) -> VecDeque<OutChunk> {
+    /// Queued frames as (length, bytes already sent).
+    type Frames = [(usize, usize)];
+
+    fn queue(frames: &Frames) -> VecDeque<OutChunk> {
         // (length, bytes already sent); frame i is filled with byte i.
         frames
             .iter()
@@ -298,7 +301,7 @@ mod tests {
     #[test]
     fn gather_takes_the_unsent_bytes_of_the_short_frames_in_front() {
         // (queue, gathered?, gathered length)
-        let cases: &[(&[(usize, usize)], bool, usize)] = &[
+        let cases: &[(&Frames, bool, usize)] = &[
             (&[(100, 0)], false, 0),                      // alone: written in place
             (&[(5000, 0), (10, 0)], false, 0),            // long front frame
             (&[(100, 0), (200, 0), (300, 0)], true, 600), // all short
