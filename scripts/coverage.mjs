@@ -21,7 +21,8 @@
 //
 // Options (after `--` with npm): anything else is passed to the test binaries, e.g.
 // `npm run coverage:native -- --skip an_initial_flood` or a test name filter.
-// Exits 1 when a test fails (the report is still written from the tests that ran).
+// Exits 1 when a test fails (the report is still written from the tests that ran), unless
+// `--report-only` (CI: the same tests gate it in `cargo test --workspace`, optimised).
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
@@ -87,7 +88,7 @@ if (objects.length === 0) fail('cargo built no test executable')
 // ---- 2. run them (fresh profiles)
 rmSync(profrawDir, { recursive: true, force: true })
 mkdirSync(profrawDir, { recursive: true })
-const testArgs = process.argv.slice(2)
+const testArgs = process.argv.slice(2).filter((a) => a !== '--report-only')
 step(`cargo test ${pkgArgs.join(' ')} --tests --no-fail-fast${testArgs.length ? ` -- ${testArgs.join(' ')}` : ''}`)
 const tests = spawnSync('cargo', ['test', ...pkgArgs, '--tests', '--no-fail-fast', ...(testArgs.length ? ['--', ...testArgs] : [])], {
   cwd: root,
@@ -113,4 +114,9 @@ if (!existsSync(join(targetDir, 'summary.txt')) || !total) fail('llvm-cov wrote 
 const cells = total.trim().split(/\s+/)
 // TOTAL, regions, missed, cover, functions, missed, executed, lines, missed, cover, …
 console.log(`coverage: regions ${cells[3]}, functions ${cells[6]}, lines ${cells[9]} (target/coverage/summary.txt, target/coverage/lcov.info)`)
-if (testsFailed) fail('a test failed (the report above covers the tests that ran)')
+if (testsFailed) {
+  // CI passes --report-only: the same tests gate CI in `cargo test --workspace`, optimised;
+  // here, unoptimised and instrumented, their timing bounds (tests/hostile/) are not the point.
+  if (process.argv.includes('--report-only')) console.log('coverage: a test failed in the instrumented run (reported above; cargo test --workspace is the gate)')
+  else fail('a test failed (the report above covers the tests that ran)')
+}

@@ -2,6 +2,7 @@
 //! takes them), one-off datagrams, and the queue of datagrams the socket
 //! refused until it is writable again.
 
+use super::stream::close_if_flushed;
 use super::{Io, SOCKET};
 use crate::conn::{Chunk, OutChunk};
 use crate::udp;
@@ -30,13 +31,8 @@ impl Io {
             let mut sent = self.flush_conn(id);
             // A pending close goes out right after the frames queued before it.
             if sent {
-                if let Some(c) = self.conns.get_mut(&id) {
-                    if c.outq.is_empty() {
-                        if let Some((code, reason, _)) = c.pending_close.take() {
-                            c.app_close(code, &reason, None);
-                            sent = self.flush_conn(id);
-                        }
-                    }
+                if self.conns.get_mut(&id).is_some_and(|c| close_if_flushed(c)) {
+                    sent = self.flush_conn(id);
                 }
             }
             if !sent {

@@ -2,7 +2,7 @@
 //! channel, queueing frames, starting shutdown, and reading/writing stream 0.
 
 use super::Io;
-use crate::conn::{Chunk, OutChunk, CONTROL_STREAM};
+use crate::conn::{Chunk, Conn, OutChunk, CONTROL_STREAM};
 use crate::{Command, Event};
 use cribcall_core::codes;
 use std::collections::VecDeque;
@@ -58,6 +58,67 @@ fn advance(outq: &mut VecDeque<OutChunk>, mut n: usize) -> u64 {
     frames
 }
 
+/// Hands the frames queued on `c` to quiche's stream 0 as far as its buffer
+/// takes them (short ones gathered, see [`gather`]); returns the bytes and
+/// the frames handed over. A stream error closes the connection.
+pub(super) fn write_queued(c: &mut Conn, scratch: &mut Vec<u8>) -> (usize, u64) {
+    let (mut bytes, mut frames) = (0usize, 0u64);
+    while let Some(front) = c.outq.front() {
+        let offered = if gather(scratch, &c.outq) {
+            scratch.as_slice()
+        } else {
+            &front.chunk.bytes()[front.offset..]
+        };
+        let len = offered.len();
+        match c.q.stream_send(CONTROL_STREAM, offered, false) {
+            Ok(n) => {
+                bytes += n;
+                frames += advance(&mut c.outq, n);
+                if n < len {
+                    break; // stream buffer full
+                }
+            }
+            Err(quiche::Error::Done) => break,
+            Err(e) => {
+                c.app_close(
+                    codes::INTERNAL_ERROR,
+                    &format!("control stream write failed: {e}"),
+                    None,
+                );
+                break;
+            }
+        }
+    }
+    (bytes, frames)
+}
+
+/// The owner asked to close `c`: at once when nothing is queued (or the
+/// owner never saw the connection), else once the frames queued before the
+/// close have gone out ([`close_if_flushed`]), at the latest at `now` +
+/// [`CLOSE_FLUSH_DEADLINE`].
+pub(super) fn request_close(c: &mut Conn, code: u64, reason: String, now: Instant) {
+    if c.outq.is_empty() || !c.reported {
+        c.app_close(code, &reason, None);
+    } else if c.pending_close.is_none() {
+        c.pending_close = Some((code, reason, now + CLOSE_FLUSH_DEADLINE));
+    }
+}
+
+/// After a flush that sent everything quiche had: a close waiting for the
+/// queued frames happens now if they are all handed over. True if it did.
+pub(super) fn close_if_flushed(c: &mut Conn) -> bool {
+    if !c.outq.is_empty() {
+        return false;
+    }
+    match c.pending_close.take() {
+        Some((code, reason, _)) => {
+            c.app_close(code, &reason, None);
+            true
+        }
+        None => false,
+    }
+}
+
 /// Bytes read from one connection per loop turn, so a fast peer cannot
 /// starve the others and a congested owner is noticed within one turn.
 const READ_BUDGET_PER_TURN: usize = 256 * 1024;
@@ -96,13 +157,7 @@ impl Io {
                 } => {
                     self.sched.mark(conn_id);
                     if let Some(c) = self.conns.get_mut(&conn_id) {
-                        if c.outq.is_empty() || !c.reported {
-                            c.app_close(code, &reason, None);
-                        } else if c.pending_close.is_none() {
-                            // Let the frames queued before this close go first.
-                            c.pending_close =
-                                Some((code, reason, Instant::now() + CLOSE_FLUSH_DEADLINE));
-                        }
+                        request_close(c, code, reason, Instant::now());
                     }
                 }
                 Command::Shutdown => self.begin_shutdown(),
@@ -230,33 +285,7 @@ impl Io {
         if !c.reported || !c.stream_open || c.local_close.is_some() || c.q.is_closed() {
             return;
         }
-        let (mut bytes, mut frames) = (0usize, 0u64);
-        while let Some(front) = c.outq.front() {
-            let offered = if gather(&mut self.scratch, &c.outq) {
-                self.scratch.as_slice()
-            } else {
-                &front.chunk.bytes()[front.offset..]
-            };
-            let len = offered.len();
-            match c.q.stream_send(CONTROL_STREAM, offered, false) {
-                Ok(n) => {
-                    bytes += n;
-                    frames += advance(&mut c.outq, n);
-                    if n < len {
-                        break; // stream buffer full
-                    }
-                }
-                Err(quiche::Error::Done) => break,
-                Err(e) => {
-                    c.app_close(
-                        codes::INTERNAL_ERROR,
-                        &format!("control stream write failed: {e}"),
-                        None,
-                    );
-                    break;
-                }
-            }
-        }
+        let (bytes, frames) = write_queued(c, &mut self.scratch);
         if bytes > 0 {
             let stats = &self.shared.stats;
             stats

@@ -4,8 +4,11 @@
 //! (`on_deadlines`) is driven with a fake clock.
 //!
 //! `pair` is the harness; the tests are grouped by what they check: the
-//! handshake and its failures, the deadlines, NAT rebinding.
+//! handshake and its failures, the deadlines, close ordering, NAT rebinding.
+//! quiche's own timers (the idle timeout, loss recovery) read the real
+//! clock, so the idle timeout is tested over loopback (`tests/`), not here.
 
+mod close;
 mod deadlines;
 mod handshake;
 mod pair;
