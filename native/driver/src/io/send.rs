@@ -30,10 +30,8 @@ impl Io {
             self.write_stream(id);
             let mut sent = self.flush_conn(id);
             // A pending close goes out right after the frames queued before it.
-            if sent {
-                if self.conns.get_mut(&id).is_some_and(|c| close_if_flushed(c)) {
-                    sent = self.flush_conn(id);
-                }
+            if sent && self.conns.get_mut(&id).is_some_and(|c| close_if_flushed(c)) {
+                sent = self.flush_conn(id);
             }
             if !sent {
                 // The socket is full: these go on once it is writable.
