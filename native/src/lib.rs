@@ -34,28 +34,10 @@ impl AsRef<str> for Code {
     }
 }
 
-impl From<Status> for Code {
-    /// napi-rs's own argument checks (wrong JS type) become ERR_INVALID_ARG.
-    fn from(status: Status) -> Self {
-        match status {
-            Status::InvalidArg
-            | Status::ObjectExpected
-            | Status::StringExpected
-            | Status::NameExpected
-            | Status::FunctionExpected
-            | Status::NumberExpected
-            | Status::BooleanExpected
-            | Status::ArrayExpected
-            | Status::BigintExpected
-            | Status::DateExpected
-            | Status::ArrayBufferExpected
-            | Status::DetachableArraybufferExpected => Code("ERR_INVALID_ARG"),
-            _ => Code("ERR_INTERNAL"),
-        }
-    }
-}
-
-/// The one place a Rust error becomes a JS error.
+/// The one place a Rust error becomes a JS error. (napi-rs's own checks of
+/// the JS types passed throw before our code runs, with the napi status —
+/// `InvalidArg`, `StringExpected`, … — as `code`; `fromNative` in
+/// src/transport/errors.ts turns those into ERR_INVALID_ARG.)
 pub(crate) fn js_err(e: DriverError) -> Error<Code> {
     Error::new(Code(e.code()), e.to_string())
 }
