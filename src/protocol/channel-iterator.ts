@@ -1,12 +1,16 @@
-// The async iterator behind ControlChannel.messages(): a bounded queue of accepted
-// messages, ended by the channel's close, failed by an abort or an overflow.
+// The async iterator behind ControlChannel.messages() and ListenerChannel.messages(): a
+// bounded queue of accepted messages, ended by the channel's close, failed by an abort or
+// an overflow.
 import { AbortError } from '../transport/errors.js'
 import type { ControlChannel } from './control-channel.js'
 import { IteratorOverflowError } from './errors.js'
 import type { Message } from './messages.js'
 
-/** Async iterator over a channel's accepted messages. */
-export class ChannelIterator implements AsyncIterableIterator<Message> {
+/** The default bound of an iterator's queue: messages accepted and not yet taken. */
+export const ITERATOR_BUFFER = 10_000
+
+/** Async iterator over a channel's accepted messages (`S`: the channel it reads). */
+export class ChannelIterator<S = ControlChannel> implements AsyncIterableIterator<Message> {
   readonly #queue: Message[] = []
   readonly #waiters: { resolve: (r: IteratorResult<Message>) => void; reject: (e: Error) => void }[] = []
   #done = false
@@ -14,10 +18,10 @@ export class ChannelIterator implements AsyncIterableIterator<Message> {
   readonly #onAbort: () => void
 
   constructor(
-    private readonly channel: ControlChannel,
+    private readonly channel: S,
     private readonly limit: number,
     private readonly signal: AbortSignal | undefined,
-    private readonly detach: (self: ChannelIterator) => void,
+    private readonly detach: (self: ChannelIterator<S>) => void,
   ) {
     this.#onAbort = () => this.#fail(new AbortError(signal?.reason))
     if (signal?.aborted) this.#fail(new AbortError(signal.reason))
@@ -84,7 +88,7 @@ export class ChannelIterator implements AsyncIterableIterator<Message> {
     return this
   }
 
-  get source(): ControlChannel {
+  get source(): S {
     return this.channel
   }
 }

@@ -7,7 +7,7 @@ import { Connection, type CloseInfo } from '../transport/connection.js'
 import type { Endpoint } from '../transport/endpoint.js'
 import { ConnectionClosedError, CribcallError, HandlerError, InvalidArgumentError } from '../transport/errors.js'
 import { CanonicalizationError, canonicalBytes } from './canonical.js'
-import { ChannelIterator } from './channel-iterator.js'
+import { ChannelIterator, ITERATOR_BUFFER } from './channel-iterator.js'
 import { PendingPings, roundTrip, type PingWaiter } from './control-channel-ping.js'
 import type {
   ConnectChannelOptions,
@@ -64,7 +64,7 @@ export class ControlChannel extends TypedEmitter<ControlChannelEvents> {
     this.role = options.role
     this.#trust = options.trust
     this.#maxDepth = options.maxDepth
-    this.#iteratorBuffer = options.iteratorBuffer ?? 10_000
+    this.#iteratorBuffer = options.iteratorBuffer ?? ITERATOR_BUFFER
     this.closed = connection.closed
     connection.on('frame', (payload) => this.#onFrame(payload))
     connection.on('close', (info) => this.#onClose(info))
@@ -179,7 +179,7 @@ export class ControlChannel extends TypedEmitter<ControlChannelEvents> {
 
   /** Iterates accepted messages until the channel closes or `signal` aborts. */
   messages(options: { signal?: AbortSignal } = {}): AsyncIterableIterator<Message> {
-    const it = new ChannelIterator(this, this.#iteratorBuffer, options.signal, (self) => this.#iterators.delete(self))
+    const it = new ChannelIterator<ControlChannel>(this, this.#iteratorBuffer, options.signal, (self) => this.#iterators.delete(self))
     if (it.isDone) return it // the signal was already aborted: next() rejects with AbortError
     this.#iterators.add(it)
     if (this.isClosed) it.end()

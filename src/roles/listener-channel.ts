@@ -4,6 +4,7 @@
 // at most once across reconnects (SPEC: a monitor's NOISE_EVENT timestamps strictly
 // increase, so a listener drops any that is not newer than the last it delivered).
 import { setTimeout as sleep } from 'node:timers/promises'
+import { ChannelIterator, ITERATOR_BUFFER } from '../protocol/channel-iterator.js'
 import type { ControlChannel, Trust } from '../protocol/control-channel.js'
 import { ErrorCode, type Message, type NoiseEventMessage } from '../protocol/messages.js'
 import type { TrustEntry } from '../store/trust-store.js'
@@ -74,6 +75,7 @@ export class ListenerChannel extends ReportingEmitter<ListenerChannelEvents> {
   #current: ControlChannel | undefined
   #resolveClosed!: (info: CloseInfo) => void
   #finished: CloseInfo | undefined
+  readonly #iterators = new Set<ChannelIterator<ListenerChannel>>()
   #loop: Promise<void> | undefined
   #lastNoise: number | undefined
   #duplicates = 0
@@ -222,6 +224,7 @@ export class ListenerChannel extends ReportingEmitter<ListenerChannelEvents> {
       }
       this.#lastNoise = m.timestamp
     }
+    for (const it of this.#iterators) it.push(m)
     this.emitReported('message', [m])
     if (m.type === 'NOISE_EVENT') this.emitReported('noise', [m])
   }
@@ -238,6 +241,7 @@ export class ListenerChannel extends ReportingEmitter<ListenerChannelEvents> {
     this.#finished = Object.freeze({ ...info })
     this.#abort.abort()
     this.#resolveClosed(this.#finished)
+    for (const it of this.#iterators) it.end()
     this.emitReported('close', [this.#finished])
   }
 
@@ -254,38 +258,20 @@ export class ListenerChannel extends ReportingEmitter<ListenerChannelEvents> {
     return c.ping(options)
   }
 
-  /** Iterates messages (replayed NOISE_EVENTs dropped) across reconnects until the channel closes for good. */
-  async *messages(options: { signal?: AbortSignal } = {}): AsyncGenerator<Message> {
-    const queue: Message[] = []
-    let wake: (() => void) | undefined
-    const onMessage = (m: Message): void => {
-      queue.push(m)
-      wake?.()
-    }
-    const onWake = (): void => wake?.()
-    this.on('message', onMessage)
-    this.on('close', onWake)
-    options.signal?.addEventListener('abort', onWake)
-    try {
-      for (;;) {
-        if (options.signal?.aborted) throw new AbortError(options.signal.reason)
-        const m = queue.shift()
-        if (m !== undefined) {
-          yield m
-          continue
-        }
-        if (this.#finished !== undefined) return
-        await new Promise<void>((r) => (wake = r))
-        wake = undefined
-      }
-    } finally {
-      this.off('message', onMessage)
-      this.off('close', onWake)
-      options.signal?.removeEventListener('abort', onWake)
-    }
+  /**
+   * Iterates messages (replayed NOISE_EVENTs dropped) across reconnects until the channel
+   * closes for good. Bounded as ControlChannel's: more than 10,000 messages waiting fail the
+   * iterator with ERR_ITERATOR_OVERFLOW (a consumer that stopped reading).
+   */
+  messages(options: { signal?: AbortSignal } = {}): AsyncIterableIterator<Message> {
+    const it = new ChannelIterator<ListenerChannel>(this, ITERATOR_BUFFER, options.signal, (self) => this.#iterators.delete(self))
+    if (it.isDone) return it // the signal was already aborted: next() rejects with AbortError
+    this.#iterators.add(it)
+    if (this.#finished !== undefined) it.end()
+    return it
   }
 
-  [Symbol.asyncIterator](): AsyncGenerator<Message> {
+  [Symbol.asyncIterator](): AsyncIterableIterator<Message> {
     return this.messages()
   }
 
