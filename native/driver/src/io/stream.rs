@@ -104,10 +104,12 @@ pub(super) fn request_close(c: &mut Conn, code: u64, reason: String, now: Instan
     }
 }
 
-/// After a flush that sent everything quiche had: a close waiting for the
-/// queued frames happens now if they are all handed over. True if it did.
+/// After a flush: a close waiting for the queued frames happens now if they
+/// are all handed over and the peer has acknowledged all of stream 0 — quiche
+/// sends no stream data once closing, so bytes still in its buffer (beyond the
+/// congestion window, or lost and due again) would be dropped. True if it did.
 pub(super) fn close_if_flushed(c: &mut Conn) -> bool {
-    if !c.outq.is_empty() {
+    if !c.outq.is_empty() || !c.q.stream_send_acked(CONTROL_STREAM) {
         return false;
     }
     match c.pending_close.take() {

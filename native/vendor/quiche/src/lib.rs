@@ -7705,6 +7705,16 @@ impl<F: BufFactory> Connection<F> {
         self.handshake_confirmed
     }
 
+    /// cribcall-quic patch: returns true when the peer has acknowledged every
+    /// byte written to the stream (nothing left to send or to retransmit); a
+    /// stream that does not exist counts as acknowledged. A closing connection
+    /// sends no stream data, so a graceful close waits for this.
+    pub fn stream_send_acked(&self, stream_id: u64) -> bool {
+        self.streams
+            .get(stream_id)
+            .map_or(true, |s| s.send.ack_off() >= s.send.off_back())
+    }
+
     /// Returns true if the connection is resumed.
     #[inline]
     pub fn is_resumed(&self) -> bool {

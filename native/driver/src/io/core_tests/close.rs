@@ -59,6 +59,11 @@ fn a_close_with_frames_queued_goes_out_after_them() {
     let (bytes, frames) = write_queued(&mut p.monitor, &mut scratch);
     assert_eq!((bytes, frames), (wire.len(), 8));
     p.flight(false); // the frames go out before the close exists
+    assert!(
+        !close_if_flushed(&mut p.monitor),
+        "not before they are acknowledged"
+    );
+    p.flight(true); // the listener's ACK
     assert!(close_if_flushed(&mut p.monitor));
     p.pump();
     assert_eq!(read_all(&mut p), wire, "every frame, in order");
@@ -68,6 +73,40 @@ fn a_close_with_frames_queued_goes_out_after_them() {
         (err.error_code, err.reason.as_slice()),
         (codes::UNAUTHORIZED, &b"revoked"[..])
     );
+}
+
+#[test]
+fn a_close_waits_for_frames_beyond_the_congestion_window() {
+    // ~200 KB: within the stream's flow-control window, so quiche takes it
+    // all at once, but many times the initial congestion window, so most of it
+    // is still in quiche's buffer when the last frame has been handed over.
+    let mut p = with_stream_open();
+    let wire = queue_frames(&mut p, 200, 1000);
+    let now = p.at(0);
+    request_close(&mut p.monitor, codes::UNAUTHORIZED, "revoked".into(), now);
+    let mut scratch = Vec::new();
+    let mut got = Vec::new();
+    let mut closed = false;
+    // As the loop does: hand frames over, send, then see whether the close may go.
+    for _ in 0..1000 {
+        write_queued(&mut p.monitor, &mut scratch);
+        p.flight(false);
+        if close_if_flushed(&mut p.monitor) {
+            closed = true;
+            break;
+        }
+        got.extend(read_all(&mut p));
+        p.flight(true);
+    }
+    assert!(
+        closed,
+        "the close happened once everything was acknowledged"
+    );
+    p.pump();
+    got.extend(read_all(&mut p));
+    assert_eq!(got.len(), wire.len(), "every byte before the close");
+    assert_eq!(got, wire);
+    assert!(p.listener.q.peer_error().is_some_and(|e| e.is_app));
 }
 
 #[test]
