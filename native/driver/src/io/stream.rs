@@ -109,7 +109,8 @@ pub(super) fn request_close(c: &mut Conn, code: u64, reason: String, now: Instan
 /// sends no stream data once closing, so bytes still in its buffer (beyond the
 /// congestion window, or lost and due again) would be dropped. True if it did.
 pub(super) fn close_if_flushed(c: &mut Conn) -> bool {
-    if !c.outq.is_empty() || !c.q.stream_send_acked(CONTROL_STREAM) {
+    // Cheapest first: this runs after every flush of every connection.
+    if c.pending_close.is_none() || !c.outq.is_empty() || !c.q.stream_send_acked(CONTROL_STREAM) {
         return false;
     }
     match c.pending_close.take() {
