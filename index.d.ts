@@ -122,6 +122,16 @@ export interface EndpointStats {
   sendCalls: number
   /** System calls that received packets (fewer than packets with UDP GRO). */
   recvCalls: number
+  /**
+   * Sends whose frames went onto the wire from the JS thread itself (the
+   * IO thread idle), without a hand-off to the IO thread.
+   */
+  inlineFlushes: number
+  /**
+   * Turns of the IO thread's loop: how often it woke (a datagram, a
+   * command, a timer).
+   */
+  ioWakeups: number
 }
 
 /** SHA-256 fingerprint (64 lowercase hex) of a certificate given as PEM text or DER bytes. */

@@ -42,6 +42,12 @@ pub struct EndpointStats {
     pub send_calls: f64,
     /// System calls that received packets (fewer than packets with UDP GRO).
     pub recv_calls: f64,
+    /// Sends whose frames went onto the wire from the JS thread itself (the
+    /// IO thread idle), without a hand-off to the IO thread.
+    pub inline_flushes: f64,
+    /// Turns of the IO thread's loop: how often it woke (a datagram, a
+    /// command, a timer).
+    pub io_wakeups: f64,
 }
 
 /// A bound address.
@@ -177,6 +183,8 @@ impl NativeEndpoint {
             packets_sent: s.packets_sent as f64,
             send_calls: s.send_calls as f64,
             recv_calls: s.recv_calls as f64,
+            inline_flushes: s.inline_flushes as f64,
+            io_wakeups: s.io_wakeups as f64,
         }
     }
 

@@ -26,8 +26,15 @@ pub const EVENT_HIGH_WATER: usize = 8192;
 pub const EVENT_BYTES_HIGH_WATER: usize = 32 << 20;
 /// Size of a UDP receive buffer.
 pub const MAX_DATAGRAM: usize = 65_535;
-/// Largest UDP payload we send.
+/// Largest UDP payload we send where the path MTU is not discovered (the
+/// socket cannot set Don't Fragment): it fits any LAN's 1,500-byte MTU, IPv6
+/// included.
 pub const MAX_SEND_UDP_PAYLOAD: usize = 1350;
+/// Largest UDP payload path MTU discovery (DPLPMTUD, RFC 9000 §14.3) probes
+/// for — quiche's largest packet (its length is a 2-byte varint). On a LAN
+/// with a 1,500-byte MTU it settles at 1,472 bytes (IPv6: 1,452); on loopback
+/// and jumbo-frame LANs higher. Never above the peer's max_udp_payload_size.
+pub const PMTUD_MAX_UDP_PAYLOAD: usize = 16_383;
 /// Length of the connection IDs we issue.
 pub const CONN_ID_LEN: usize = 16;
 /// Default keep-alive: a QUIC PING after this long without sending, so a quiet

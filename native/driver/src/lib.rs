@@ -23,6 +23,7 @@ mod retry;
 mod sched;
 mod shared;
 mod stats;
+mod timer;
 mod udp;
 
 pub use config::EndpointConfig;

@@ -26,6 +26,7 @@ pub struct Stats {
     pub send_calls: AtomicU64,
     pub recv_calls: AtomicU64,
     pub inline_flushes: AtomicU64,
+    pub io_wakeups: AtomicU64,
 }
 
 /// A plain copy of [`Stats`].
@@ -65,6 +66,9 @@ pub struct StatsSnapshot {
     pub recv_calls: u64,
     /// Flushes whose frames went onto the wire from the owner's thread.
     pub inline_flushes: u64,
+    /// Turns of the IO thread's loop: how often it woke (a datagram, a
+    /// command, a timer).
+    pub io_wakeups: u64,
 }
 
 impl Stats {
@@ -93,6 +97,7 @@ impl Stats {
             send_calls: s.send_calls.load(Ordering::Relaxed),
             recv_calls: s.recv_calls.load(Ordering::Relaxed),
             inline_flushes: s.inline_flushes.load(Ordering::Relaxed),
+            io_wakeups: s.io_wakeups.load(Ordering::Relaxed),
         }
     }
 }

@@ -34,9 +34,21 @@ impl Offload {
     }
 }
 
+/// Sets Don't Fragment on every datagram the socket sends, whatever the
+/// kernel believes the path MTU is (`IP_PMTUDISC_PROBE`): a datagram larger
+/// than the interface's MTU fails at once (EMSGSIZE) and one larger than the
+/// path's is dropped on the way, never fragmented — what path MTU discovery's
+/// probes need (RFC 9000 §14.3, RFC 8899). False where it cannot be set (then
+/// no probing: packets stay at a size that fits any LAN).
+pub fn set_dont_fragment(socket: &UdpSocket, v6: bool) -> bool {
+    sys::set_dont_fragment(socket, v6)
+}
+
 /// Sends `buf`: one datagram, or (GSO) consecutive `segment`-byte datagrams
 /// with a shorter last one. A GSO send the kernel refuses (EIO: the device
-/// cannot segment) switches GSO off and goes out one datagram at a time.
+/// cannot segment) switches GSO off and goes out one datagram at a time; one
+/// refused as too large for the interface (EMSGSIZE: a path MTU probe with
+/// the packets after it) goes out one at a time, the probe failing alone.
 /// Returns the system calls made.
 pub fn send(
     socket: &UdpSocket,
@@ -54,6 +66,7 @@ pub fn send(
             Err(e) if matches!(e.raw_os_error(), Some(code) if sys::gso_refused(code)) => {
                 off.gso = false;
             }
+            Err(e) if too_large(&e) => {}
             Err(e) => return Err(e),
         }
     }
@@ -63,11 +76,18 @@ pub fn send(
     for chunk in buf.chunks(segment) {
         match socket.send_to(chunk, to) {
             Ok(_) => calls += 1,
+            // A probe larger than the interface: lost, as it would be on the way.
+            Err(e) if too_large(&e) => calls += 1,
             Err(e) if calls == 0 => return Err(e),
             Err(_) => break,
         }
     }
     Ok(calls)
+}
+
+/// EMSGSIZE: larger than the interface's MTU (with Don't Fragment set).
+fn too_large(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(sys::EMSGSIZE)
 }
 
 /// Receives into `buf`: `(bytes, sender, segment)`, where `segment` is the
@@ -98,6 +118,47 @@ mod sys {
     // From <linux/udp.h>; libc does not export them on every target.
     const UDP_SEGMENT: libc::c_int = 103;
     const UDP_GRO: libc::c_int = 104;
+    pub const EMSGSIZE: i32 = libc::EMSGSIZE;
+
+    /// Sets an int socket option; true if the kernel took it.
+    fn set_int(socket: &UdpSocket, level: libc::c_int, name: libc::c_int, v: libc::c_int) -> bool {
+        // SAFETY: the socket is open; `v` outlives the call and the length is its size.
+        let r = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                level,
+                name,
+                (&v as *const libc::c_int).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        r == 0
+    }
+
+    pub fn set_dont_fragment(socket: &UdpSocket, v6: bool) -> bool {
+        if v6 {
+            // A dual-stack socket sends IPv4 too: set both where the kernel lets us.
+            let _ = set_int(
+                socket,
+                libc::IPPROTO_IP,
+                libc::IP_MTU_DISCOVER,
+                libc::IP_PMTUDISC_PROBE,
+            );
+            set_int(
+                socket,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_MTU_DISCOVER,
+                libc::IPV6_PMTUDISC_PROBE,
+            )
+        } else {
+            set_int(
+                socket,
+                libc::IPPROTO_IP,
+                libc::IP_MTU_DISCOVER,
+                libc::IP_PMTUDISC_PROBE,
+            )
+        }
+    }
 
     pub fn enable(socket: &UdpSocket) -> Offload {
         let fd = socket.as_raw_fd();
@@ -239,8 +300,15 @@ mod sys {
     use std::io;
     use std::net::SocketAddr;
 
+    /// Never matches an OS error code.
+    pub const EMSGSIZE: i32 = i32::MIN;
+
     pub fn enable(_socket: &UdpSocket) -> Offload {
         Offload::default()
+    }
+
+    pub fn set_dont_fragment(_socket: &UdpSocket, _v6: bool) -> bool {
+        false
     }
 
     pub fn gso_refused(_code: i32) -> bool {

@@ -52,7 +52,7 @@ impl Io {
             Ok(b) => b,
             Err(e) => return fail(self, e.to_string()),
         };
-        let mut cfg = match base_quiche_config(builder, &self.config, false) {
+        let mut cfg = match base_quiche_config(builder, &self.config, false, self.pmtud) {
             Ok(c) => c,
             Err(e) => return fail(self, e.to_string()),
         };

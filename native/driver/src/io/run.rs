@@ -1,6 +1,6 @@
 //! The IO thread: its loop and its body, which contains panics.
 
-use super::{Io, SOCKET};
+use super::{Io, SOCKET, TIMER};
 use crate::{Event, EventSink};
 use mio::{Events, Poll};
 use std::io::ErrorKind;
@@ -41,11 +41,12 @@ fn run_loop(core: &Mutex<Io>, poll: &mut Poll, sink: &mut dyn EventSink) {
             let mut io = lock_io(core);
             let timeout = io.next_timeout();
             io.planned_wake = timeout.map(|t| Instant::now() + t);
-            timeout
+            io.sleep_timeout(timeout)
         };
         let polled = poll.poll(&mut events, timeout);
         let mut io = lock_io(core);
         io.planned_wake = Some(Instant::now());
+        io.shared.stats.io_wakeups.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = polled {
             if e.kind() != ErrorKind::Interrupted {
                 io.events.push(Event::Error {
@@ -56,6 +57,11 @@ fn run_loop(core: &Mutex<Io>, poll: &mut Poll, sink: &mut dyn EventSink) {
         }
         let mut socket_ready = false;
         for ev in events.iter() {
+            if ev.token() == TIMER {
+                if let Some(t) = io.timer.as_mut() {
+                    t.expired();
+                }
+            }
             if ev.token() == SOCKET {
                 socket_ready = true;
                 if ev.is_writable() {

@@ -2,11 +2,11 @@
 //! takes them), one-off datagrams, and the queue of datagrams the socket
 //! refused until it is writable again.
 
+use super::setup::max_payload;
 use super::stream::close_if_flushed;
 use super::{Io, SOCKET};
 use crate::conn::{Chunk, OutChunk};
 use crate::udp;
-use cribcall_core::limits;
 use mio::Interest;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -49,11 +49,13 @@ impl Io {
         if !self.blocked.is_empty() {
             return false;
         }
-        let max = limits::MAX_SEND_UDP_PAYLOAD;
+        // The buffer quiche may fill (it limits packets to the path's size),
+        // and the bytes a GSO batch may hold.
+        let max = max_payload(self.pmtud);
         let room = if self.offload.gso {
-            self.send_buf.len()
+            udp::MAX_BATCH_BYTES
         } else {
-            max
+            0
         };
         while let Some(c) = self.conns.get_mut(&id) {
             let b = self.batch;
@@ -62,6 +64,8 @@ impl Io {
                 // Done, or quiche closed it (reaped below).
                 Err(_) => break,
             };
+            // The size of this connection's next packet at most.
+            let next = c.q.max_send_udp_payload_size().min(max);
             c.last_send = Instant::now();
             let fits = b.to == Some(info.to) && n <= b.segment;
             if b.to.is_some() && !fits {
@@ -83,7 +87,7 @@ impl Io {
             b.len += n;
             b.count += 1;
             // A shorter packet ends a batch (only the last segment may be short).
-            let full = n < b.segment || b.count == udp::MAX_SEGMENTS || b.len + max > room;
+            let full = n < b.segment || b.count == udp::MAX_SEGMENTS || b.len + next > room;
             if full && !self.finish_batch() {
                 return false;
             }
@@ -227,11 +231,16 @@ impl Io {
         }
         self.flush(&ids);
         self.reschedule(&ids);
-        let earlier = match (self.sched.next_deadline(), self.planned_wake) {
-            (Some(next), Some(planned)) => next < planned,
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
+        let next = self.sched.next_deadline();
+        // The IO thread sleeps on its timer: move it to the new deadline (the
+        // loss-detection timer this send started) without waking the thread.
+        let rearmed = self.timer.as_mut().is_some_and(|t| t.set(next));
+        let earlier = !rearmed
+            && match (next, self.planned_wake) {
+                (Some(next), Some(planned)) => next < planned,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
         let unsettled = ids.iter().any(|id| {
             self.conns
                 .get(id)

@@ -3,10 +3,11 @@
 //! (SSLKEYLOGFILE, QLOGDIR).
 
 use super::send::Batch;
-use super::{Io, SOCKET, WAKER};
+use super::{Io, SOCKET, TIMER, WAKER};
 use crate::ratelimit::TokenBucket;
 use crate::retry::RetryTokens;
 use crate::sched::Schedule;
+use crate::timer::WakeTimer;
 use crate::udp::{self, Offload};
 use crate::{Command, DriverError, EndpointConfig, Shared};
 use cribcall_core::limits;
@@ -22,11 +23,13 @@ use std::time::Instant;
 
 /// The quiche configuration of either role: our TLS context, ALPN, limits,
 /// flow-control windows, stream counts (one client-opened bidirectional
-/// stream), no active migration, CUBIC, no early data.
+/// stream), no active migration, CUBIC, no early data; path MTU discovery
+/// when `pmtud` (the socket sets Don't Fragment), else a fixed packet size.
 pub(super) fn base_quiche_config(
     builder: boring::ssl::SslContextBuilder,
     cfg: &EndpointConfig,
     is_server: bool,
+    pmtud: bool,
 ) -> Result<quiche::Config, DriverError> {
     let mut c = quiche::Config::with_boring_ssl_ctx_builder(quiche::PROTOCOL_VERSION, builder)
         .map_err(|e| DriverError::Tls(format!("quiche config: {e}")))?;
@@ -34,7 +37,14 @@ pub(super) fn base_quiche_config(
         .map_err(|e| DriverError::Tls(format!("ALPN: {e}")))?;
     c.set_max_idle_timeout(cfg.idle_timeout.as_millis() as u64);
     c.set_max_recv_udp_payload_size(limits::MAX_DATAGRAM);
-    c.set_max_send_udp_payload_size(limits::MAX_SEND_UDP_PAYLOAD);
+    if pmtud {
+        // Probes up to the largest size; packets stay at 1,200 bytes until
+        // one is acknowledged (RFC 9000 §14.3).
+        c.discover_pmtu(true);
+        c.set_max_send_udp_payload_size(limits::PMTUD_MAX_UDP_PAYLOAD);
+    } else {
+        c.set_max_send_udp_payload_size(limits::MAX_SEND_UDP_PAYLOAD);
+    }
     c.set_initial_max_data(limits::CONNECTION_WINDOW);
     c.set_initial_max_stream_data_bidi_local(limits::STREAM_WINDOW);
     c.set_initial_max_stream_data_bidi_remote(limits::STREAM_WINDOW);
@@ -62,6 +72,10 @@ struct Bound {
     local: SocketAddr,
     offload: Offload,
     waker: Waker,
+    /// Don't Fragment is set: path MTU discovery is on.
+    pmtud: bool,
+    /// The IO thread's timer, registered too (where the OS has one).
+    timer: Option<WakeTimer>,
     /// A clone of the poller's registry, for the IO state.
     registry: Registry,
 }
@@ -76,6 +90,7 @@ fn bind(config: &EndpointConfig) -> Result<Bound, DriverError> {
         .local_addr()
         .map_err(|e| DriverError::Bind(format!("local_addr: {e}")))?;
     enlarge_socket_buffers(&socket);
+    let pmtud = udp::set_dont_fragment(&socket, local.is_ipv6());
     let offload = Offload::enable(&socket, config.udp_offload);
     poll.registry()
         .register(&mut socket, SOCKET, Interest::READABLE)
@@ -86,14 +101,43 @@ fn bind(config: &EndpointConfig) -> Result<Bound, DriverError> {
         .registry()
         .try_clone()
         .map_err(|e| DriverError::Bind(format!("registry: {e}")))?;
+    let timer = register_timer(&registry);
     Ok(Bound {
         poll,
         socket,
         local,
         offload,
         waker,
+        pmtud,
+        timer,
         registry,
     })
+}
+
+/// The largest packet quiche may build: the buffer handed to it is this long.
+pub(super) fn max_payload(pmtud: bool) -> usize {
+    if pmtud {
+        limits::PMTUD_MAX_UDP_PAYLOAD
+    } else {
+        limits::MAX_SEND_UDP_PAYLOAD
+    }
+}
+
+/// The IO thread's timer, registered with the poller; None where the OS has
+/// none or refuses it (the loop then sleeps with a poll timeout).
+fn register_timer(registry: &Registry) -> Option<WakeTimer> {
+    let timer = WakeTimer::new()?;
+    #[cfg(target_os = "linux")]
+    {
+        let fd = timer.raw_fd();
+        let mut source = mio::unix::SourceFd(&fd);
+        registry
+            .register(&mut source, TIMER, Interest::READABLE)
+            .ok()?;
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (registry, TIMER);
+    Some(timer)
 }
 
 /// The Retry token minter and checker, with a random key of this endpoint.
@@ -123,6 +167,8 @@ impl Io {
             local,
             offload,
             waker,
+            pmtud,
+            timer,
             registry,
         } = bind(&config)?;
         let server_builder = tls::server_context(
@@ -130,7 +176,7 @@ impl Io {
             shared.policy.clone(),
             shared.tls_counters.clone(),
         )?;
-        let server_config = base_quiche_config(server_builder, &config, true)?;
+        let server_config = base_quiche_config(server_builder, &config, true, pmtud)?;
         let reset_key = config.credentials.stateless_reset_key()?;
         let retry_tokens = retry_tokens()?;
         let (keylog, qlog_dir) = debugging_aids()?;
@@ -139,6 +185,8 @@ impl Io {
             Io {
                 registry,
                 planned_wake: None,
+                pmtud,
+                timer,
                 socket,
                 local,
                 config,
@@ -151,7 +199,7 @@ impl Io {
                 rng: SystemRandom::new(),
                 recv_buf: vec![0; limits::MAX_DATAGRAM],
                 // Room for one GSO batch; without GSO one packet at a time.
-                send_buf: vec![0; udp::MAX_BATCH_BYTES.max(limits::MAX_SEND_UDP_PAYLOAD)],
+                send_buf: vec![0; udp::MAX_BATCH_BYTES + max_payload(pmtud)],
                 read_buf: vec![0; 64 * 1024],
                 scratch: Vec::new(),
                 blocked: VecDeque::new(),

@@ -4006,6 +4006,11 @@ impl<F: BufFactory> Connection<F> {
 
         // Update max datagram size to allow path MTU discovery probe to be sent.
         if let Some(pmtud) = send_path.pmtud.as_mut() {
+            // cribcall-quic patch: never probe beyond the peer's
+            // max_udp_payload_size (RFC 9000 §18.2); before its transport
+            // parameters arrive this is the default, 65527.
+            pmtud.cap_max(self.peer_transport_params.max_udp_payload_size);
+
             if pmtud.should_probe() {
                 let size = if self.handshake_confirmed || self.handshake_completed
                 {

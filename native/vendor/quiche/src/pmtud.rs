@@ -83,6 +83,17 @@ impl Pmtud {
     ///
     /// Checks there are no probes in flight, that a PMTU has not been
     /// found, and that the minimum supported MTU has not been reached.
+    /// cribcall-quic patch: lowers the largest size probed to `max` (the
+    /// peer's max_udp_payload_size transport parameter), never below the
+    /// minimum QUIC datagram size.
+    pub fn cap_max(&mut self, max: u64) {
+        let max = usize::try_from(max).unwrap_or(usize::MAX).max(MIN_PLPMTU);
+        if max < self.maximum_supported_mtu {
+            self.maximum_supported_mtu = max;
+            self.probe_size = self.probe_size.min(max);
+        }
+    }
+
     pub fn should_probe(&self) -> bool {
         !self.in_flight &&
             self.pmtu.is_none() &&

@@ -12,4 +12,5 @@ mod close;
 mod deadlines;
 mod handshake;
 mod pair;
+mod pmtud;
 mod rebinding;

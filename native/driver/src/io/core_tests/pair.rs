@@ -97,6 +97,24 @@ impl Pair {
         pin: Option<[u8; 32]>,
         tweak: impl FnOnce(&mut EndpointConfig),
     ) -> Pair {
+        Pair::build(paired, pin, tweak, false, |_, _| {})
+    }
+
+    /// Both sides with path MTU discovery; `quiche_tweak` changes the
+    /// monitor's and the listener's quiche configurations.
+    pub(super) fn with_pmtud(
+        quiche_tweak: impl FnOnce(&mut quiche::Config, &mut quiche::Config),
+    ) -> Pair {
+        Pair::build(true, None, |_| {}, true, quiche_tweak)
+    }
+
+    fn build(
+        paired: bool,
+        pin: Option<[u8; 32]>,
+        tweak: impl FnOnce(&mut EndpointConfig),
+        pmtud: bool,
+        quiche_tweak: impl FnOnce(&mut quiche::Config, &mut quiche::Config),
+    ) -> Pair {
         let (monitor_creds, monitor_fp) = credentials();
         let (listener_creds, listener_fp) = credentials();
         let mut config = EndpointConfig::new(addr(MONITOR), monitor_creds.clone());
@@ -118,13 +136,14 @@ impl Pair {
         )
         .expect("server context");
         let mut server_cfg =
-            base_quiche_config(server_builder, &config, true).expect("server config");
+            base_quiche_config(server_builder, &config, true, pmtud).expect("server config");
         let record: PinRecord = Arc::default();
         let client_builder =
             tls::client_context(&listener_creds, pin.unwrap_or(monitor_fp), record.clone())
                 .expect("client context");
         let mut client_cfg =
-            base_quiche_config(client_builder, &config, false).expect("client config");
+            base_quiche_config(client_builder, &config, false, pmtud).expect("client config");
+        quiche_tweak(&mut server_cfg, &mut client_cfg);
         let t0 = Instant::now();
         let listener = listener_conn(&mut client_cfg, &config, record, t0);
         let monitor = monitor_conn(&mut server_cfg, &config, t0);

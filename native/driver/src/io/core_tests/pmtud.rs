@@ -1,0 +1,100 @@
+//! Path MTU discovery (RFC 9000 §14.3) as configured by `base_quiche_config`:
+//! packets grow once a probe is acknowledged, and no datagram ever exceeds
+//! the peer's max_udp_payload_size transport parameter (RFC 9000 §18.2; the
+//! `cap_max` part of our quiche patch).
+
+use super::pair::{addr, Pair, LISTENER, MONITOR};
+use crate::conn::CONTROL_STREAM;
+use cribcall_core::limits;
+
+/// Moves every datagram both ways until neither side has anything to send;
+/// returns the largest datagram each sent (monitor, listener).
+fn exchange(p: &mut Pair) -> (usize, usize) {
+    let mut buf = vec![0u8; 65_535];
+    let (mut from_monitor, mut from_listener) = (0, 0);
+    for _ in 0..10_000 {
+        let mut moved = false;
+        while let Ok((n, _)) = p.listener.q.send(&mut buf) {
+            from_listener = from_listener.max(n);
+            let info = quiche::RecvInfo {
+                from: addr(LISTENER),
+                to: addr(MONITOR),
+            };
+            let _ = p.monitor.q.recv(&mut buf[..n], info);
+            moved = true;
+        }
+        while let Ok((n, _)) = p.monitor.q.send(&mut buf) {
+            from_monitor = from_monitor.max(n);
+            let info = quiche::RecvInfo {
+                from: addr(MONITOR),
+                to: addr(LISTENER),
+            };
+            let _ = p.listener.q.recv(&mut buf[..n], info);
+            moved = true;
+        }
+        if !moved {
+            return (from_monitor, from_listener);
+        }
+    }
+    panic!("the two sides never went quiet");
+}
+
+/// 200 KB each way on stream 0, read as it arrives.
+fn transfer(p: &mut Pair) -> (usize, usize) {
+    let (mut m_max, mut l_max) = exchange(p);
+    let chunk = vec![7u8; 10_000];
+    let mut sink = vec![0u8; 65_536];
+    for _ in 0..20 {
+        p.listener
+            .q
+            .stream_send(CONTROL_STREAM, &chunk, false)
+            .expect("listener send");
+        if p.monitor
+            .q
+            .stream_writable(CONTROL_STREAM, 1)
+            .unwrap_or(false)
+        {
+            let _ = p.monitor.q.stream_send(CONTROL_STREAM, &chunk, false);
+        }
+        let (m, l) = exchange(p);
+        (m_max, l_max) = (m_max.max(m), l_max.max(l));
+        while p.monitor.q.stream_recv(CONTROL_STREAM, &mut sink).is_ok() {}
+        while p.listener.q.stream_recv(CONTROL_STREAM, &mut sink).is_ok() {}
+    }
+    (m_max, l_max)
+}
+
+#[test]
+fn packets_grow_to_what_the_path_carries() {
+    let mut p = Pair::with_pmtud(|_, _| {});
+    let (m_max, l_max) = transfer(&mut p);
+    // In memory nothing is too large: both reach the largest size probed.
+    assert_eq!(m_max, limits::PMTUD_MAX_UDP_PAYLOAD, "monitor");
+    assert_eq!(l_max, limits::PMTUD_MAX_UDP_PAYLOAD, "listener");
+    let pmtu = p.listener.q.path_stats().next().map(|s| s.pmtu);
+    assert_eq!(pmtu, Some(limits::PMTUD_MAX_UDP_PAYLOAD));
+}
+
+#[test]
+fn no_datagram_exceeds_the_peers_max_udp_payload_size() {
+    // The listener takes datagrams of at most 1,400 bytes; the monitor any size.
+    let mut p = Pair::with_pmtud(|_, listener| listener.set_max_recv_udp_payload_size(1_400));
+    let (m_max, _) = transfer(&mut p);
+    assert!(
+        m_max <= 1_400,
+        "the monitor sent a datagram of {m_max} bytes"
+    );
+    assert!(
+        m_max > limits::MAX_SEND_UDP_PAYLOAD,
+        "{m_max}: discovery still ran up to the cap"
+    );
+}
+
+#[test]
+fn without_discovery_packets_keep_the_fixed_size() {
+    let mut p = Pair::established();
+    p.monitor.stream_open = true;
+    let (m_max, l_max) = transfer(&mut p);
+    assert_eq!(m_max, limits::MAX_SEND_UDP_PAYLOAD);
+    assert_eq!(l_max, limits::MAX_SEND_UDP_PAYLOAD);
+}
