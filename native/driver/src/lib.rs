@@ -23,7 +23,6 @@ mod retry;
 mod sched;
 mod shared;
 mod stats;
-mod timer;
 mod udp;
 
 pub use config::EndpointConfig;

@@ -15,7 +15,6 @@ use crate::conn::Conn;
 use crate::ratelimit::TokenBucket;
 use crate::retry::RetryTokens;
 use crate::sched::Schedule;
-use crate::timer::WakeTimer;
 use crate::udp::Offload;
 use crate::{batch_cost, lock, Command, ConnShared, DriverError, EndpointConfig, Event, Shared};
 use cribcall_core::limits;
@@ -32,7 +31,6 @@ use std::time::{Duration, Instant};
 
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
-const TIMER: Token = Token(2);
 
 /// The IO state of one endpoint, locked by the IO thread for each loop turn
 /// and by an inline send on the owner's thread.
@@ -43,10 +41,6 @@ pub struct Io {
     /// deadline); set under the lock before it sleeps, so a send made on the
     /// owner's thread knows whether it must wake it for an earlier deadline.
     planned_wake: Option<Instant>,
-    /// The IO thread's timer in its poll set (None where the OS has no
-    /// timerfd: it then sleeps with a poll timeout). The owner's thread
-    /// re-arms it after an inline send instead of waking the IO thread.
-    timer: Option<WakeTimer>,
     /// Path MTU discovery is on (the socket sets Don't Fragment).
     pmtud: bool,
     socket: UdpSocket,
@@ -165,21 +159,6 @@ impl Io {
         self.sched
             .next_deadline()
             .map(|t| t.saturating_duration_since(Instant::now()))
-    }
-
-    /// The poll timeout for a sleep of `timeout`: with a timer in the poll
-    /// set, the timer is armed for the deadline and the poll waits without
-    /// one (the owner's thread may then move the deadline without waking us).
-    fn sleep_timeout(&mut self, timeout: Option<Duration>) -> Option<Duration> {
-        if timeout == Some(Duration::ZERO) {
-            return timeout;
-        }
-        let deadline = self.sched.next_deadline();
-        if self.timer.as_mut().is_some_and(|t| t.set(deadline)) {
-            None
-        } else {
-            timeout
-        }
     }
 
     /// Runs the deadlines that have come.

@@ -1,6 +1,6 @@
 //! The IO thread: its loop and its body, which contains panics.
 
-use super::{Io, SOCKET, TIMER};
+use super::{Io, SOCKET};
 use crate::{Event, EventSink};
 use mio::{Events, Poll};
 use std::io::ErrorKind;
@@ -41,7 +41,7 @@ fn run_loop(core: &Mutex<Io>, poll: &mut Poll, sink: &mut dyn EventSink) {
             let mut io = lock_io(core);
             let timeout = io.next_timeout();
             io.planned_wake = timeout.map(|t| Instant::now() + t);
-            io.sleep_timeout(timeout)
+            timeout
         };
         let polled = poll.poll(&mut events, timeout);
         let mut io = lock_io(core);
@@ -57,11 +57,6 @@ fn run_loop(core: &Mutex<Io>, poll: &mut Poll, sink: &mut dyn EventSink) {
         }
         let mut socket_ready = false;
         for ev in events.iter() {
-            if ev.token() == TIMER {
-                if let Some(t) = io.timer.as_mut() {
-                    t.expired();
-                }
-            }
             if ev.token() == SOCKET {
                 socket_ready = true;
                 if ev.is_writable() {

@@ -231,16 +231,11 @@ impl Io {
         }
         self.flush(&ids);
         self.reschedule(&ids);
-        let next = self.sched.next_deadline();
-        // The IO thread sleeps on its timer: move it to the new deadline (the
-        // loss-detection timer this send started) without waking the thread.
-        let rearmed = self.timer.as_mut().is_some_and(|t| t.set(next));
-        let earlier = !rearmed
-            && match (next, self.planned_wake) {
-                (Some(next), Some(planned)) => next < planned,
-                (Some(_), None) => true,
-                (None, _) => false,
-            };
+        let earlier = match (self.sched.next_deadline(), self.planned_wake) {
+            (Some(next), Some(planned)) => next < planned,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
         let unsettled = ids.iter().any(|id| {
             self.conns
                 .get(id)

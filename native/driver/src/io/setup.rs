@@ -3,11 +3,10 @@
 //! (SSLKEYLOGFILE, QLOGDIR).
 
 use super::send::Batch;
-use super::{Io, SOCKET, TIMER, WAKER};
+use super::{Io, SOCKET, WAKER};
 use crate::ratelimit::TokenBucket;
 use crate::retry::RetryTokens;
 use crate::sched::Schedule;
-use crate::timer::WakeTimer;
 use crate::udp::{self, Offload};
 use crate::{Command, DriverError, EndpointConfig, Shared};
 use cribcall_core::limits;
@@ -74,8 +73,6 @@ struct Bound {
     waker: Waker,
     /// Don't Fragment is set: path MTU discovery is on.
     pmtud: bool,
-    /// The IO thread's timer, registered too (where the OS has one).
-    timer: Option<WakeTimer>,
     /// A clone of the poller's registry, for the IO state.
     registry: Registry,
 }
@@ -101,7 +98,6 @@ fn bind(config: &EndpointConfig) -> Result<Bound, DriverError> {
         .registry()
         .try_clone()
         .map_err(|e| DriverError::Bind(format!("registry: {e}")))?;
-    let timer = register_timer(&registry);
     Ok(Bound {
         poll,
         socket,
@@ -109,7 +105,6 @@ fn bind(config: &EndpointConfig) -> Result<Bound, DriverError> {
         offload,
         waker,
         pmtud,
-        timer,
         registry,
     })
 }
@@ -121,23 +116,6 @@ pub(super) fn max_payload(pmtud: bool) -> usize {
     } else {
         limits::MAX_SEND_UDP_PAYLOAD
     }
-}
-
-/// The IO thread's timer, registered with the poller; None where the OS has
-/// none or refuses it (the loop then sleeps with a poll timeout).
-fn register_timer(registry: &Registry) -> Option<WakeTimer> {
-    let timer = WakeTimer::new()?;
-    #[cfg(target_os = "linux")]
-    {
-        let fd = timer.raw_fd();
-        let mut source = mio::unix::SourceFd(&fd);
-        registry
-            .register(&mut source, TIMER, Interest::READABLE)
-            .ok()?;
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (registry, TIMER);
-    Some(timer)
 }
 
 /// The Retry token minter and checker, with a random key of this endpoint.
@@ -168,7 +146,6 @@ impl Io {
             offload,
             waker,
             pmtud,
-            timer,
             registry,
         } = bind(&config)?;
         let server_builder = tls::server_context(
@@ -186,7 +163,6 @@ impl Io {
                 registry,
                 planned_wake: None,
                 pmtud,
-                timer,
                 socket,
                 local,
                 config,
