@@ -7,34 +7,39 @@ use super::pair::{addr, Pair, LISTENER, MONITOR};
 use crate::conn::CONTROL_STREAM;
 use cribcall_core::limits;
 
+/// Every datagram one side has, delivered to the other; the largest one's
+/// size, or None if there was none.
+fn one_way(p: &mut Pair, from_listener: bool) -> Option<usize> {
+    let mut buf = vec![0u8; 65_535];
+    let (src, dst, from, to) = if from_listener {
+        (&mut p.listener, &mut p.monitor, LISTENER, MONITOR)
+    } else {
+        (&mut p.monitor, &mut p.listener, MONITOR, LISTENER)
+    };
+    let info = quiche::RecvInfo {
+        from: addr(from),
+        to: addr(to),
+    };
+    let mut largest = None;
+    while let Ok((n, _)) = src.q.send(&mut buf) {
+        largest = largest.max(Some(n));
+        let _ = dst.q.recv(&mut buf[..n], info);
+    }
+    largest
+}
+
 /// Moves every datagram both ways until neither side has anything to send;
 /// returns the largest datagram each sent (monitor, listener).
 fn exchange(p: &mut Pair) -> (usize, usize) {
-    let mut buf = vec![0u8; 65_535];
     let (mut from_monitor, mut from_listener) = (0, 0);
     for _ in 0..10_000 {
-        let mut moved = false;
-        while let Ok((n, _)) = p.listener.q.send(&mut buf) {
-            from_listener = from_listener.max(n);
-            let info = quiche::RecvInfo {
-                from: addr(LISTENER),
-                to: addr(MONITOR),
-            };
-            let _ = p.monitor.q.recv(&mut buf[..n], info);
-            moved = true;
-        }
-        while let Ok((n, _)) = p.monitor.q.send(&mut buf) {
-            from_monitor = from_monitor.max(n);
-            let info = quiche::RecvInfo {
-                from: addr(MONITOR),
-                to: addr(LISTENER),
-            };
-            let _ = p.listener.q.recv(&mut buf[..n], info);
-            moved = true;
-        }
-        if !moved {
+        let l = one_way(p, true);
+        let m = one_way(p, false);
+        if l.is_none() && m.is_none() {
             return (from_monitor, from_listener);
         }
+        from_listener = from_listener.max(l.unwrap_or(0));
+        from_monitor = from_monitor.max(m.unwrap_or(0));
     }
     panic!("the two sides never went quiet");
 }
