@@ -6664,6 +6664,16 @@ impl<F: BufFactory> Connection<F> {
         self.streams.writable()
     }
 
+    /// cribcall-quic patch: path MTU discovery from scratch for a new path,
+    /// with the limits of the connection's first path (None without
+    /// discovery).
+    fn fresh_pmtud(&self) -> Option<pmtud::Pmtud> {
+        self.paths
+            .iter()
+            .find_map(|(_, p)| p.pmtud.as_ref())
+            .map(|p| p.fresh())
+    }
+
     /// Returns the maximum possible size of egress UDP payloads.
     ///
     /// This is the maximum size of UDP payloads that can be sent, and depends
@@ -9057,6 +9067,11 @@ impl<F: BufFactory> Connection<F> {
             None,
         );
 
+        // cribcall-quic patch: a new path discovers its own MTU (from the
+        // minimum) when the connection does path MTU discovery; without
+        // this it would send packets of the configured maximum at once.
+        path.pmtud = self.fresh_pmtud();
+
         path.max_send_bytes = buf_len * self.max_amplification_factor;
         path.active_scid_seq = Some(in_scid_seq);
 
@@ -9262,6 +9277,8 @@ impl<F: BufFactory> Connection<F> {
             false,
             None,
         );
+        // cribcall-quic patch: as for a path the peer opens.
+        path.pmtud = self.fresh_pmtud();
         path.active_dcid_seq = Some(dcid_seq);
 
         let pid = self

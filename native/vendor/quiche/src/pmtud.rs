@@ -83,6 +83,12 @@ impl Pmtud {
     ///
     /// Checks there are no probes in flight, that a PMTU has not been
     /// found, and that the minimum supported MTU has not been reached.
+    /// cribcall-quic patch: a discovery from scratch with the same limits,
+    /// for a new path (its MTU is unknown: packets start at the minimum).
+    pub fn fresh(&self) -> Self {
+        Self::new(self.maximum_supported_mtu, self.max_probes)
+    }
+
     /// cribcall-quic patch: lowers the largest size probed to `max` (the
     /// peer's max_udp_payload_size transport parameter), never below the
     /// minimum QUIC datagram size.

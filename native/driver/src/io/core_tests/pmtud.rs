@@ -1,9 +1,10 @@
 //! Path MTU discovery (RFC 9000 §14.3) as configured by `base_quiche_config`:
-//! packets grow once a probe is acknowledged, and no datagram ever exceeds
-//! the peer's max_udp_payload_size transport parameter (RFC 9000 §18.2; the
-//! `cap_max` part of our quiche patch).
+//! packets grow once a probe is acknowledged, no datagram ever exceeds the
+//! peer's max_udp_payload_size transport parameter (RFC 9000 §18.2), and a
+//! new path (a NAT rebinding) starts again from the minimum — the two
+//! path-MTU parts of our quiche patch (`cap_max`, `fresh_pmtud`).
 
-use super::pair::{addr, Pair, LISTENER, MONITOR};
+use super::pair::{addr, Pair, LISTENER, MONITOR, REBOUND};
 use crate::conn::CONTROL_STREAM;
 use cribcall_core::limits;
 
@@ -11,15 +12,24 @@ use cribcall_core::limits;
 /// size, or None if there was none.
 fn one_way(p: &mut Pair, from_listener: bool) -> Option<usize> {
     let mut buf = vec![0u8; 65_535];
+    // Through the NAT: the monitor sees `listener_addr`, the listener's own
+    // address never changes.
     let (src, dst, from, to) = if from_listener {
-        (&mut p.listener, &mut p.monitor, LISTENER, MONITOR)
+        (
+            &mut p.listener,
+            &mut p.monitor,
+            p.listener_addr,
+            addr(MONITOR),
+        )
     } else {
-        (&mut p.monitor, &mut p.listener, MONITOR, LISTENER)
+        (
+            &mut p.monitor,
+            &mut p.listener,
+            addr(MONITOR),
+            addr(LISTENER),
+        )
     };
-    let info = quiche::RecvInfo {
-        from: addr(from),
-        to: addr(to),
-    };
+    let info = quiche::RecvInfo { from, to };
     let mut largest = None;
     while let Ok((n, _)) = src.q.send(&mut buf) {
         largest = largest.max(Some(n));
@@ -102,4 +112,38 @@ fn without_discovery_packets_keep_the_fixed_size() {
     let (m_max, l_max) = transfer(&mut p);
     assert_eq!(m_max, limits::MAX_SEND_UDP_PAYLOAD);
     assert_eq!(l_max, limits::MAX_SEND_UDP_PAYLOAD);
+}
+
+#[test]
+fn a_new_path_starts_from_the_minimum_and_discovers_its_own_mtu() {
+    let mut p = Pair::with_pmtud(|_, _| {});
+    transfer(&mut p);
+    // The NAT rebinds the listener: its next packet reaches the monitor from
+    // a new address, a path whose MTU nobody knows yet.
+    p.listener_addr = addr(REBOUND);
+    p.listener
+        .q
+        .stream_send(CONTROL_STREAM, b"after", false)
+        .expect("send");
+    assert!(one_way(&mut p, true).is_some());
+    let pmtu_of = |p: &Pair| {
+        p.monitor
+            .q
+            .path_stats()
+            .find(|s| s.peer_addr == addr(REBOUND))
+            .map(|s| s.pmtu)
+    };
+    // Without the patch: 16,383 at once (the configured maximum).
+    assert_eq!(
+        pmtu_of(&p),
+        Some(1_200),
+        "the new path starts from the minimum"
+    );
+    let (m_max, _) = transfer(&mut p);
+    assert_eq!(
+        m_max,
+        limits::PMTUD_MAX_UDP_PAYLOAD,
+        "discovery ran on the new path"
+    );
+    assert_eq!(pmtu_of(&p), Some(limits::PMTUD_MAX_UDP_PAYLOAD));
 }
