@@ -4019,7 +4019,9 @@ impl<F: BufFactory> Connection<F> {
                     pmtud.get_current_mtu()
                 };
 
-                send_path.recovery.pmtud_update_max_datagram_size(size);
+                // cribcall-quic patch: room for the probe, the congestion
+                // window untouched (it was scaled to 10 probe sizes).
+                send_path.recovery.pmtud_set_probe_size(size);
 
                 left =
                     cmp::min(out.len(), send_path.recovery.max_datagram_size());
@@ -7998,7 +8000,8 @@ impl<F: BufFactory> Connection<F> {
             .map(|pmtud| pmtud.should_probe())
             .unwrap_or(false)
         {
-            active_path.recovery.pmtud_update_max_datagram_size(
+            // cribcall-quic patch: as at probe time, without rescaling.
+            active_path.recovery.pmtud_set_probe_size(
                 active_path
                     .pmtud
                     .as_mut()

@@ -147,3 +147,19 @@ fn a_new_path_starts_from_the_minimum_and_discovers_its_own_mtu() {
     );
     assert_eq!(pmtu_of(&p), Some(limits::PMTUD_MAX_UDP_PAYLOAD));
 }
+
+#[test]
+fn the_initial_window_is_ten_minimum_datagrams_not_ten_probes() {
+    // RFC 9002 §7.2: ten datagrams of the size in use (1,200 bytes until a
+    // probe is acknowledged), at most 14,720 bytes. quiche scaled it to ten
+    // of the largest size it would probe: 163,830 bytes.
+    let mut p = Pair::with_pmtud(|_, _| {});
+    p.pump();
+    for (who, c) in [("monitor", &p.monitor), ("listener", &p.listener)] {
+        let cwnd = c.q.path_stats().next().map(|s| s.cwnd);
+        assert!(
+            cwnd.is_some_and(|w| w <= 14_720),
+            "{who}'s congestion window after the handshake: {cwnd:?}"
+        );
+    }
+}

@@ -145,7 +145,14 @@ impl RecoveryConfig {
     pub fn from_config(config: &Config) -> Self {
         Self {
             initial_rtt: config.initial_rtt,
-            max_send_udp_payload_size: config.max_send_udp_payload_size,
+            // cribcall-quic patch: with path MTU discovery the configured
+            // size is only what probes may reach; the datagram size (and the
+            // initial window, RFC 9002 §7.2) starts at the minimum.
+            max_send_udp_payload_size: if config.pmtud {
+                crate::MIN_CLIENT_INITIAL_LEN
+            } else {
+                config.max_send_udp_payload_size
+            },
             max_ack_delay: Duration::ZERO,
             cc_algorithm: config.cc_algorithm,
             custom_bbr_params: config.custom_bbr_params,
@@ -255,6 +262,10 @@ pub trait RecoveryOps {
     fn max_datagram_size(&self) -> usize;
 
     fn pmtud_update_max_datagram_size(&mut self, new_max_datagram_size: usize);
+
+    /// cribcall-quic patch: lets a path MTU probe of `size` bytes be built,
+    /// without rescaling the congestion window to a size not yet confirmed.
+    fn pmtud_set_probe_size(&mut self, size: usize);
 
     fn update_max_datagram_size(&mut self, new_max_datagram_size: usize);
 

@@ -1008,6 +1008,10 @@ impl RecoveryOps for LegacyRecovery {
         )
     }
 
+    fn pmtud_set_probe_size(&mut self, size: usize) {
+        self.max_datagram_size = size;
+    }
+
     #[cfg(test)]
     fn sent_packets_len(&self, epoch: Epoch) -> usize {
         self.epochs[epoch].sent_packets.len()

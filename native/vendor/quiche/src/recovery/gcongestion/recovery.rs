@@ -1091,6 +1091,10 @@ impl RecoveryOps for GRecovery {
         )
     }
 
+    fn pmtud_set_probe_size(&mut self, size: usize) {
+        self.pmtud_update_max_datagram_size(size);
+    }
+
     // FIXME only used by gcongestion
     fn on_app_limited(&mut self) {
         self.pacer.on_app_limited(self.bytes_in_flight.get())
