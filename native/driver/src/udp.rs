@@ -7,6 +7,7 @@
 //! ~1,350-byte packet in each direction; segmentation offload divides that by
 //! up to [`MAX_SEGMENTS`].
 
+use cribcall_core::limits;
 use mio::net::UdpSocket;
 use std::io;
 use std::net::SocketAddr;
@@ -45,11 +46,9 @@ pub fn set_dont_fragment(socket: &UdpSocket, v6: bool) -> bool {
 }
 
 /// Sends `buf`: one datagram, or (GSO) consecutive `segment`-byte datagrams
-/// with a shorter last one. A GSO send the kernel refuses (EIO: the device
-/// cannot segment) switches GSO off and goes out one datagram at a time; one
-/// refused as too large for the interface (EMSGSIZE: a path MTU probe with
-/// the packets after it) goes out one at a time, the probe failing alone.
-/// Returns the system calls made.
+/// with a shorter last one. A GSO send the kernel refuses goes out one
+/// datagram at a time; see [`after_gso_error`] for when GSO is switched off
+/// for good. Returns the system calls made.
 pub fn send(
     socket: &UdpSocket,
     off: &mut Offload,
@@ -63,11 +62,11 @@ pub fn send(
     if off.gso {
         match sys::send_gso(socket, buf, segment, to) {
             Ok(()) => return Ok(1),
-            Err(e) if matches!(e.raw_os_error(), Some(code) if sys::gso_refused(code)) => {
-                off.gso = false;
-            }
-            Err(e) if too_large(&e) => {}
-            Err(e) => return Err(e),
+            Err(e) => match after_gso_error(e.raw_os_error(), segment) {
+                GsoError::SwitchOff => off.gso = false,
+                GsoError::OneByOne => {}
+                GsoError::Fail => return Err(e),
+            },
         }
     }
     // One by one. A WouldBlock after the first leaves the rest unsent:
@@ -83,6 +82,40 @@ pub fn send(
         }
     }
     Ok(calls)
+}
+
+/// What a refused GSO send means.
+#[derive(Debug, PartialEq, Eq)]
+enum GsoError {
+    /// The device or kernel cannot segment: one datagram per call from now on.
+    SwitchOff,
+    /// This batch only: its segments are larger than the interface takes (a
+    /// path MTU probe starts a batch of its own size; the kernel refuses
+    /// segments above the MTU with EINVAL, a datagram with EMSGSIZE). Sent one
+    /// by one, the probe fails alone; batches of the path's size still go.
+    OneByOne,
+    /// Anything else (WouldBlock, unreachable): the caller's to handle.
+    Fail,
+}
+
+/// How to go on after a GSO send failed with `code` for `segment`-byte
+/// segments. A refusal of segments no larger than any path carries
+/// ([`limits::MAX_SEND_UDP_PAYLOAD`]) is the device's; above that it may be
+/// this batch's size.
+fn after_gso_error(code: Option<i32>, segment: usize) -> GsoError {
+    let Some(code) = code else {
+        return GsoError::Fail;
+    };
+    let refused = sys::gso_refused(code);
+    if (refused || code == sys::EMSGSIZE) && segment > limits::MAX_SEND_UDP_PAYLOAD {
+        GsoError::OneByOne
+    } else if refused {
+        GsoError::SwitchOff
+    } else if code == sys::EMSGSIZE {
+        GsoError::OneByOne
+    } else {
+        GsoError::Fail
+    }
 }
 
 /// EMSGSIZE: larger than the interface's MTU (with Don't Fragment set).
@@ -322,5 +355,33 @@ mod sys {
     pub fn recv_gro(s: &UdpSocket, buf: &mut [u8]) -> io::Result<(usize, SocketAddr, usize)> {
         let (n, from) = s.recv_from(buf)?;
         Ok((n, from, n))
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_gso_send_switches_gso_off_only_for_sizes_every_path_carries() {
+        let big = limits::PMTUD_MAX_UDP_PAYLOAD;
+        let small = limits::MAX_SEND_UDP_PAYLOAD;
+        let cases = [
+            // (errno, segment size, outcome)
+            (Some(libc::EIO), small, GsoError::SwitchOff),
+            (Some(libc::EINVAL), small, GsoError::SwitchOff),
+            (Some(libc::EOPNOTSUPP), 1_200, GsoError::SwitchOff),
+            // A probe's batch on a 1,500-byte interface: EINVAL for the segment size.
+            (Some(libc::EINVAL), big, GsoError::OneByOne),
+            (Some(libc::EIO), 1_472, GsoError::OneByOne),
+            (Some(libc::EMSGSIZE), big, GsoError::OneByOne),
+            (Some(libc::EMSGSIZE), small, GsoError::OneByOne),
+            (Some(libc::EAGAIN), big, GsoError::Fail),
+            (Some(libc::ECONNREFUSED), small, GsoError::Fail),
+            (None, small, GsoError::Fail),
+        ];
+        for (code, segment, want) in cases {
+            assert_eq!(after_gso_error(code, segment), want, "{code:?} {segment}");
+        }
     }
 }
