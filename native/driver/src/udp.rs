@@ -106,15 +106,14 @@ fn after_gso_error(code: Option<i32>, segment: usize) -> GsoError {
     let Some(code) = code else {
         return GsoError::Fail;
     };
-    let refused = sys::gso_refused(code);
-    if (refused || code == sys::EMSGSIZE) && segment > limits::MAX_SEND_UDP_PAYLOAD {
+    if code == sys::EMSGSIZE {
         GsoError::OneByOne
-    } else if refused {
-        GsoError::SwitchOff
-    } else if code == sys::EMSGSIZE {
+    } else if !sys::gso_refused(code) {
+        GsoError::Fail
+    } else if segment > limits::MAX_SEND_UDP_PAYLOAD {
         GsoError::OneByOne
     } else {
-        GsoError::Fail
+        GsoError::SwitchOff
     }
 }
 
@@ -208,17 +207,7 @@ mod sys {
                 &mut len,
             )
         } == 0;
-        let on: libc::c_int = 1;
-        // SAFETY: as above; `on` outlives the call and the length is its size.
-        let gro = unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_UDP,
-                UDP_GRO,
-                (&on as *const libc::c_int).cast(),
-                size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        } == 0;
+        let gro = set_int(socket, libc::SOL_UDP, UDP_GRO, 1);
         Offload { gso, gro }
     }
 
